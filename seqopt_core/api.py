@@ -1,0 +1,97 @@
+"""The library API for apps: load a config, build a planner, plan a text.
+
+    >>> from seqopt_core import build_planner
+    >>> planner = build_planner(profile="rtx4090", overrides={"estimator": {"name": "ratio"}})
+    >>> plan = planner.plan("First sentence. Second one.")
+    >>> [s.text for s in plan.segments]
+    ['First sentence. Second one.']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import LoadedConfig, PipelineConfig, load_config, merge_config, resolve_config
+from .planner import SegmentPlanner
+from .plugins import PluginHost, StrategyInfo
+from .strategies import SLOTS
+from .types import SegmentPlan
+
+ConfigLike = LoadedConfig | PipelineConfig | str | Path | None
+
+
+def as_loaded_config(
+    config: ConfigLike = None,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadedConfig:
+    """Any accepted config form (path, model, loaded config, ``None``) as a :class:`LoadedConfig`."""
+    if isinstance(config, LoadedConfig):
+        if overrides:
+            return load_config_from_model(config.config, overrides, config.source)
+        return config
+    if isinstance(config, PipelineConfig):
+        return load_config_from_model(config, overrides, "config object")
+    return load_config(config, profile=profile, overrides=overrides)
+
+
+def load_config_from_model(
+    config: PipelineConfig, overrides: dict[str, Any] | None, source: str
+) -> LoadedConfig:
+    """Wrap an in-memory config (with optional overrides) like a loaded file."""
+    data = config.model_dump()
+    if overrides:
+        data = merge_config(data, overrides)
+    return LoadedConfig(PipelineConfig.model_validate(data), source)
+
+
+def plugin_host(config: ConfigLike = None, *, profile: str | None = None) -> PluginHost:
+    """Discover plugins, honouring the config's ``[plugins]`` table."""
+    plugins = as_loaded_config(config, profile=profile).config.plugins
+    return PluginHost.discover(block=plugins.block, autoload=plugins.autoload)
+
+
+def build_planner(
+    config: ConfigLike = None,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    host: PluginHost | None = None,
+) -> SegmentPlanner:
+    """A :class:`SegmentPlanner` for ``config`` (a path, a loaded config, or a profile).
+
+    ``overrides`` is a partial config, e.g. ``{"splitter": {"name": "nltk"}}``.
+    Observers implementing ``seqopt_segment_planned`` hear about every plan.
+    """
+    loaded = as_loaded_config(config, profile=profile, overrides=overrides)
+    host = host or plugin_host(loaded)
+    resolved = resolve_config(loaded, host, slots=("estimator", "splitter"))
+    est, spl = resolved["estimator"], resolved["splitter"]
+    return SegmentPlanner(
+        host.create("splitter", spl.name, spl.options),
+        host.create("estimator", est.name, est.options),
+        loaded.config.planner.settings(),
+        splitter_name=spl.name,
+        estimator_name=est.name,
+        on_plan=host.segment_planned,
+    )
+
+
+def plan_text(
+    text: str,
+    config: ConfigLike = None,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> SegmentPlan:
+    """Plan ``text`` in one call (builds a planner each time: reuse one for many texts)."""
+    return build_planner(config, profile=profile, overrides=overrides).plan(text)
+
+
+def list_strategies(slot: str | None = None, host: PluginHost | None = None) -> list[StrategyInfo]:
+    """Every strategy (of one slot, or of all), with provider and availability."""
+    host = host or PluginHost.discover()
+    slots = [slot] if slot else list(SLOTS)
+    return [info for s in slots for info in host.strategies(s)]

@@ -1,0 +1,353 @@
+"""The ``seqopt`` command line.
+
+Nothing on the ``plan``/``sentences`` path imports torch or transformers, so
+planning a text takes a fraction of a second. Errors that are the user's
+(a bad file, an unknown strategy, ...) are printed as one clear message with
+exit status 2; a traceback means a bug in seqopt.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SeqoptError, TextDecodeError
+
+PROGRESS_MIN_CHARS = 200_000
+TABLE_ROW_LIMIT = 200
+
+
+# --- input ------------------------------------------------------------------------
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """``data`` as text; invalid UTF-8 is a :class:`TextDecodeError` naming the place."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TextDecodeError(
+            f"{name} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}). Convert it to UTF-8 first, e.g. "
+            f"iconv -f latin1 -t utf-8 {name} > converted.txt"
+        ) from None
+
+
+def read_input(text: str | None, file: str | None) -> str:
+    """The text given as an argument, or read from ``file`` (``-`` is stdin)."""
+    if text is not None and file is not None:
+        raise click.UsageError("give the text either as an argument or with -f FILE, not both")
+    if text is not None:
+        return text
+    if file is None:
+        raise click.UsageError("no text given: pass TEXT, or -f FILE, or -f - to read stdin")
+    if file == "-":
+        return decode_utf8(sys.stdin.buffer.read(), "standard input")
+    path = Path(file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SeqoptError(f"file {file!r} does not exist") from None
+    except IsADirectoryError:
+        raise SeqoptError(f"{file!r} is a directory; give a text file") from None
+    except OSError as exc:
+        raise SeqoptError(f"cannot read {file!r}: {exc.strerror}") from None
+    return decode_utf8(data, file)
+
+
+def _overrides(splitter: str | None, estimator: str | None, tokenizer: str | None,
+               target: int | None, max_tokens: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if splitter:
+        out["splitter"] = {"name": splitter}
+    if estimator:
+        out["estimator"] = {"name": estimator}
+    if tokenizer:
+        est = dict(out.get("estimator", {}))
+        est["options"] = {"tokenizer": tokenizer}
+        out["estimator"] = est
+    planner: dict[str, Any] = {}
+    if target is not None:
+        planner["target_tokens"] = target
+    if max_tokens is not None:
+        planner["max_tokens"] = max_tokens
+    if planner:
+        out["planner"] = planner
+    return out
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _plan_with_progress(planner, text: str):
+    if len(text) < PROGRESS_MIN_CHARS or not sys.stderr.isatty():
+        return planner.plan(text)
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("planning"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  console=_stderr_console(), transient=True) as bar:
+        task = bar.add_task("plan", total=len(text))
+        return planner.plan(text, progress=lambda done, total: bar.update(task, completed=done))
+
+
+def _short(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SeqoptError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqopt")
+def main() -> None:
+    """seqopt: plan and stream long text through Chatterbox TTS.
+
+    \b
+    Examples:
+      seqopt plan -f chapter.txt            # segments, tokens, boundaries
+      seqopt plan "Some text." --json       # machine-readable plan
+      seqopt sentences -f chapter.txt --splitter nltk
+      seqopt plugins                        # every strategy, enabled or why not
+      seqopt config show --profile baseline
+    """
+
+
+_text_arg = click.argument("text", required=False)
+_file_opt = click.option("-f", "--file", "file", metavar="FILE",
+                         help="read the text from FILE ('-' for stdin), UTF-8")
+_config_opt = click.option("--config", "config_path", metavar="FILE", type=click.Path(),
+                           help="TOML or JSON config file")
+_profile_opt = click.option("--profile", metavar="NAME",
+                            help="built-in profile: baseline or rtx4090 (default: rtx4090)")
+_splitter_opt = click.option("--splitter", metavar="NAME", help="sentence splitter (see seqopt plugins)")
+_json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+@main.command()
+@_text_arg
+@_file_opt
+@_config_opt
+@_profile_opt
+@_splitter_opt
+@click.option("--estimator", metavar="NAME", help="token estimator: chatterbox (exact) or ratio")
+@click.option("--tokenizer", metavar="PATH", help="Chatterbox tokenizer.json for the exact estimator")
+@click.option("--target", type=click.IntRange(min=1), help="target tokens per segment")
+@click.option("--max", "max_tokens", type=click.IntRange(min=1, max=2048), help="maximum tokens per segment")
+@_json_opt
+def plan(text, file, config_path, profile, splitter, estimator, tokenizer, target, max_tokens, as_json):
+    """Cut TEXT into segments of about the target token count."""
+    from .api import build_planner
+
+    source = read_input(text, file)
+    planner = build_planner(config_path, profile=profile,
+                            overrides=_overrides(splitter, estimator, tokenizer, target, max_tokens))
+    result = _plan_with_progress(planner, source)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=None, show_lines=False, expand=False)
+    for col, kw in (("#", {"justify": "right"}), ("tokens", {"justify": "right"}),
+                    ("boundary", {}), ("chars", {"justify": "right"}), ("text", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for seg in result.segments[:TABLE_ROW_LIMIT]:
+        table.add_row(str(seg.index), str(seg.tokens), seg.boundary, str(len(seg.text)), _short(seg.text))
+    console = Console()
+    console.print(table)
+    hidden = len(result.segments) - TABLE_ROW_LIMIT
+    if hidden > 0:
+        console.print(f"... {hidden} more segments not shown (use --json for all)")
+    console.print(
+        f"{len(result.segments)} segments, {result.total_tokens} tokens "
+        f"(target {result.target_tokens}, max {result.max_tokens}); splitter {result.splitter}, "
+        f"estimator {result.estimator}; planned in {result.planning_seconds * 1000:.1f} ms"
+    )
+
+
+@main.command()
+@_text_arg
+@_file_opt
+@_config_opt
+@_profile_opt
+@_splitter_opt
+@_json_opt
+def sentences(text, file, config_path, profile, splitter, as_json):
+    """Print the sentence spans a splitter finds in TEXT (no packing)."""
+    from .api import as_loaded_config, plugin_host
+    from .config import resolve_config
+    from .planner import split_sentences
+
+    source = read_input(text, file)
+    loaded = as_loaded_config(config_path, profile=profile,
+                              overrides=_overrides(splitter, None, None, None, None))
+    host = plugin_host(loaded)
+    spl = resolve_config(loaded, host, slots=("splitter",))["splitter"]
+    spans = split_sentences(source, host.create("splitter", spl.name, spl.options), spl.name)
+    if as_json:
+        _emit_json({"splitter": spl.name,
+                    "sentences": [{"text": s.text(source), "start": s.start, "end": s.end} for s in spans]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("#", justify="right")
+    table.add_column("start", justify="right")
+    table.add_column("end", justify="right")
+    table.add_column("sentence", overflow="fold")
+    for i, s in enumerate(spans[:TABLE_ROW_LIMIT]):
+        table.add_row(str(i), str(s.start), str(s.end), _short(s.text(source)))
+    console = Console()
+    console.print(table)
+    if len(spans) > TABLE_ROW_LIMIT:
+        console.print(f"... {len(spans) - TABLE_ROW_LIMIT} more sentences not shown (use --json for all)")
+    console.print(f"{len(spans)} sentences; splitter {spl.name}")
+
+
+@main.command()
+@_json_opt
+def plugins(as_json):
+    """List every strategy of every slot, its provider, and whether it can run here."""
+    from .plugins import PluginHost
+    from .strategies import SLOTS
+
+    host = PluginHost.discover()
+    infos = host.plugin_infos()
+    if as_json:
+        _emit_json({
+            "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution,
+                         "builtin": p.builtin, "status": p.status, "detail": p.detail} for p in infos],
+            "strategies": {
+                slot: [{"name": s.name, "provider": s.provider, "description": s.description,
+                        "enabled": s.enabled, "reason": s.availability.reason,
+                        "install": s.availability.install} for s in host.strategies(slot)]
+                for slot in SLOTS
+            },
+        })
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="strategies")
+    for col in ("slot", "name", "provider", "status", "description"):
+        table.add_column(col, overflow="fold")
+    for slot in SLOTS:
+        for s in host.strategies(slot):
+            if s.enabled:
+                status = "[green]enabled[/]"
+            else:
+                status = f"[red]disabled[/]: {s.availability.reason}"
+                if s.availability.install:
+                    status += f" ({s.availability.install})"
+            table.add_row(slot, s.name, s.provider, status, s.description)
+    console.print(table)
+    problems = [p for p in infos if p.status != "loaded"]
+    if problems:
+        ptable = Table(title="plugins not loaded")
+        for col in ("plugin", "distribution", "status", "detail"):
+            ptable.add_column(col, overflow="fold")
+        for p in problems:
+            ptable.add_row(p.name, p.distribution or "-", p.status, p.detail or "")
+        console.print(ptable)
+
+
+@main.group()
+def config() -> None:
+    """Show, validate or describe pipeline configs."""
+
+
+@config.command("show")
+@click.argument("path", required=False, type=click.Path())
+@_profile_opt
+@_json_opt
+def config_show(path, profile, as_json):
+    """Print the effective config (a file merged onto its profile, or a profile)."""
+    from .config import load_config
+
+    loaded = load_config(path, profile=profile)
+    data = loaded.config.model_dump()
+    if as_json:
+        _emit_json(data)
+        return
+    click.echo(f"# effective config from {loaded.source}")
+    click.echo(_to_toml(data))
+
+
+@config.command("validate")
+@click.argument("path", required=False, type=click.Path())
+@_profile_opt
+def config_validate(path, profile):
+    """Check a config: keys, strategy names and each strategy's options."""
+    from .api import plugin_host
+    from .config import load_config, resolve_config
+
+    loaded = load_config(path, profile=profile)
+    host = plugin_host(loaded)
+    resolved = resolve_config(loaded, host)
+    for slot, r in resolved.items():
+        info = host.strategy(slot, r.name)
+        state = "ok" if info.enabled else f"disabled here: {info.availability.reason}"
+        click.echo(f"{slot:16} {r.name:12} ({r.provider}) {state}")
+    click.echo(f"{loaded.source}: valid")
+
+
+@config.command("schema")
+def config_schema_cmd():
+    """Print the JSON schema of the config file."""
+    from .config import config_schema
+
+    _emit_json(config_schema())
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for config dicts (scalars, lists and nested tables)."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    top = [f"{k} = {scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    lines = top[:]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append("")
+            lines.append(f"[{key}]")
+            lines.extend(f"{k} = {scalar(v)}" for k, v in value.items() if v is not None)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,285 @@
+"""Pipeline configuration: which strategy fills each slot, and with what options.
+
+A config file is TOML (JSON is accepted too) with one table per slot::
+
+    extends = "rtx4090"              # start from a built-in profile (optional)
+
+    [splitter]
+    name = "nltk"
+
+    [estimator]
+    name = "chatterbox"
+    options = { tokenizer = "/models/chatterbox/tokenizer.json" }
+
+    [planner]
+    target_tokens = 80
+
+Merging onto the profile is key by key. A slot table that names a *different*
+strategy replaces the profile's options for that slot; one that keeps the name
+merges its options into the profile's. ``options`` are validated by the chosen
+strategy's own pydantic model once plugins are loaded (:func:`resolve_config`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, SeqoptError
+from .planner import PlannerSettings
+from .plugins import PluginHost
+from .strategies import SLOTS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_PROFILE = "rtx4090"
+
+
+class StrategyChoice(BaseModel):
+    """One slot's table: the strategy's name and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="name of a strategy in this slot")
+    options: dict[str, Any] = Field(default_factory=dict, description="the strategy's options")
+
+
+class PlannerConfig(BaseModel):
+    """The ``[planner]`` table: segment lengths in text tokens (as the estimator counts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_tokens: int = Field(96, ge=1, description="aim for segments of about this many tokens")
+    max_tokens: int = Field(128, ge=1, le=2048,
+                            description="hard limit per segment (the model's limit is 2048)")
+    split_threshold_tokens: int | None = Field(
+        None, ge=1, description="texts of at most this many tokens stay whole (default: target)")
+    min_fill: float = Field(0.7, ge=0, le=1,
+                            description="a segment below this share of the target may grow to max")
+    paragraph_breaks: bool = Field(True, description="never join text across blank lines")
+
+    @model_validator(mode="after")
+    def _target_within_max(self) -> PlannerConfig:
+        if self.target_tokens > self.max_tokens:
+            raise ValueError(
+                f"target_tokens ({self.target_tokens}) must not exceed max_tokens ({self.max_tokens})"
+            )
+        return self
+
+    def settings(self) -> PlannerSettings:
+        return PlannerSettings(**self.model_dump())
+
+
+class PluginsConfig(BaseModel):
+    """The ``[plugins]`` table: discovery controls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block: list[str] = Field(default_factory=list, description="entry-point names never loaded")
+    autoload: bool = Field(True, description="load third-party plugins from entry points")
+
+
+class PipelineConfig(BaseModel):
+    """A whole pipeline: one strategy per slot plus planner limits and plugin controls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extends: str | None = Field(None, description="built-in profile this config starts from")
+    description: str = ""
+    estimator: StrategyChoice
+    splitter: StrategyChoice
+    chunk_policy: StrategyChoice
+    context_policy: StrategyChoice
+    segment_context: StrategyChoice
+    attention: StrategyChoice
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+
+    def choice(self, slot: str) -> StrategyChoice:
+        return getattr(self, slot)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config and where it came from (for error messages)."""
+
+    config: PipelineConfig
+    source: str
+
+
+# --- loading ------------------------------------------------------------------
+
+
+def profile_names() -> list[str]:
+    """Names of the built-in profiles."""
+    root = resources.files("seqopt_core") / "profiles"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def _profile_data(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    if name not in profile_names():
+        raise ConfigError(
+            f"unknown profile {name!r}; built-in profiles are: {', '.join(profile_names())}"
+        )
+    text = (resources.files("seqopt_core") / "profiles" / f"{name}.toml").read_text("utf-8")
+    return _resolve_extends(tomllib.loads(text), f"profile {name!r}", seen + (name,))
+
+
+def _resolve_extends(data: dict[str, Any], source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    parent = data.get("extends")
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{source}: 'extends' must be a profile name (a string), got {parent!r}")
+    if parent in seen:
+        raise ConfigError(f"{source}: profiles extend each other in a loop: {' -> '.join(seen + (parent,))}")
+    merged = merge_config(_profile_data(parent, seen), data)
+    merged["extends"] = parent
+    return merged
+
+
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base`` (see the module docstring for slot tables)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key in SLOTS and isinstance(value, dict) and isinstance(out.get(key), dict):
+            slot = out[key]
+            if "name" in value and value["name"] != slot.get("name"):
+                out[key] = copy.deepcopy(value)
+            else:
+                merged = {**slot, **{k: v for k, v in value.items() if k != "options"}}
+                merged["options"] = {**slot.get("options", {}), **value.get("options", {})}
+                out[key] = merged
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML or JSON config file into a plain dict (no validation)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a table/object")
+    return data
+
+
+def _format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return f"{source}: invalid configuration\n" + "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadedConfig:
+    """Load a config file (or a built-in profile) and apply ``overrides``.
+
+    With neither ``path`` nor ``profile``, the ``rtx4090`` profile is used. A
+    file without ``extends`` must name every slot itself. ``overrides`` is a
+    partial config dict laid on top (the CLI's ``--splitter`` and friends).
+    Strategy names and options are checked later, by :func:`resolve_config`.
+    """
+    if path is not None:
+        data = read_config_file(path)
+        source = str(path)
+        if profile is not None:
+            data = merge_config(_profile_data(profile), {k: v for k, v in data.items() if k != "extends"})
+            data["extends"] = profile
+        else:
+            data = _resolve_extends(data, source)
+    else:
+        name = profile or DEFAULT_PROFILE
+        data = _profile_data(name)
+        source = f"profile {name!r}"
+    if overrides:
+        data = merge_config(data, overrides)
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+    return LoadedConfig(config, source)
+
+
+# --- resolution against the loaded plugins -------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedSlot:
+    """A slot's strategy, found among the plugins, with validated options."""
+
+    slot: str
+    name: str
+    provider: str
+    options: BaseModel
+
+
+def resolve_config(loaded: LoadedConfig, host: PluginHost,
+                   slots: tuple[str, ...] | None = None) -> dict[str, ResolvedSlot]:
+    """Check every slot's strategy name and options against the loaded plugins.
+
+    Raises :class:`ConfigError` naming the source, the key and what is allowed.
+    """
+    resolved: dict[str, ResolvedSlot] = {}
+    for slot in slots or tuple(SLOTS):
+        choice = loaded.config.choice(slot)
+        try:
+            info = host.strategy(slot, choice.name)
+        except SeqoptError as exc:
+            raise ConfigError(f"{loaded.source}: {slot}.name: {exc}") from None
+        try:
+            options = info.spec.options.model_validate(choice.options)
+        except ValidationError as exc:
+            raise ConfigError(
+                _format_validation_error(loaded.source, exc, prefix=f"{slot}.options")
+                + f"\n  ({slot} {choice.name!r} accepts: "
+                + (", ".join(info.spec.options.model_fields) or "no options") + ")"
+            ) from None
+        resolved[slot] = ResolvedSlot(slot, choice.name, info.provider, options)
+    return resolved
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON schema of the config file (slot options are per strategy: see ``seqopt plugins``)."""
+    return PipelineConfig.model_json_schema()

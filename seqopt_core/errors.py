@@ -1,0 +1,48 @@
+"""Exceptions raised by seqopt.
+
+Every error a user can cause derives from :class:`SeqoptError`; its message says
+what was wrong and what to do about it. The CLI prints these messages without
+a traceback; anything else escaping is a bug in seqopt.
+"""
+
+from __future__ import annotations
+
+
+class SeqoptError(Exception):
+    """Base class for every error that is the user's input, not a seqopt bug."""
+
+
+class InvalidTextError(SeqoptError, ValueError):
+    """The text to plan cannot be planned as given (empty, control characters, ...)."""
+
+
+class TextDecodeError(SeqoptError, ValueError):
+    """An input file is not valid UTF-8."""
+
+
+class ConfigError(SeqoptError, ValueError):
+    """A configuration file or value is invalid."""
+
+
+class UnknownStrategyError(ConfigError, LookupError):
+    """A strategy name is not provided by any loaded plugin."""
+
+
+class StrategyUnavailableError(ConfigError):
+    """A strategy exists but cannot run here (usually a missing optional dependency)."""
+
+
+class DuplicateStrategyError(SeqoptError):
+    """Two plugins provide a strategy of the same name in the same slot."""
+
+
+class PluginError(SeqoptError):
+    """A plugin could not be loaded or implements a hook that does not exist."""
+
+
+class PlanningError(SeqoptError, ValueError):
+    """The planner cannot honour a limit without breaking a word, number, URL or tag."""
+
+
+class TokenizerNotFoundError(SeqoptError, FileNotFoundError):
+    """The Chatterbox ``tokenizer.json`` needed by the exact estimator was not found."""

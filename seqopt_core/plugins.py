@@ -1,0 +1,284 @@
+"""Plugin discovery and the typed facade that is the only caller of seqopt's hooks.
+
+Every plugin, built-in or third-party, is a module named by an entry point in the
+``seqopt`` group. The built-ins are the entry points of the ``seqopt``
+distribution itself, so they load by exactly the path a third-party plugin does.
+
+Discovery controls (environment, or the ``[plugins]`` table of a config file):
+
+* ``SEQOPT_BLOCK_PLUGINS=name1,name2`` (``plugins.block``): never load these
+  entry points, built-in or not.
+* ``SEQOPT_DISABLE_PLUGIN_AUTOLOAD=1`` (``plugins.autoload = false``): load only
+  the built-ins; third-party entry points are listed as ``not loaded``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from .errors import (
+    DuplicateStrategyError,
+    PluginError,
+    StrategyUnavailableError,
+    UnknownStrategyError,
+)
+from .strategies import SLOTS, Availability, StrategySpec
+from .types import ChunkEvent, GenerationEvent, SegmentEvent, SegmentPlan
+
+ENTRY_POINT_GROUP = "seqopt"
+BUILTIN_DISTRIBUTION = "seqopt"
+BLOCK_ENV = "SEQOPT_BLOCK_PLUGINS"
+NO_AUTOLOAD_ENV = "SEQOPT_DISABLE_PLUGIN_AUTOLOAD"
+
+PluginStatus = Literal["loaded", "blocked", "not loaded", "error"]
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What discovery did with one entry point (or one plugin registered by code)."""
+
+    name: str
+    module: str
+    distribution: str | None
+    builtin: bool
+    status: PluginStatus
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """One strategy as listed by ``seqopt plugins``."""
+
+    slot: str
+    name: str
+    provider: str
+    description: str
+    availability: Availability
+    spec: StrategySpec[Any] = field(repr=False, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.availability.enabled
+
+
+def _env_list(name: str) -> set[str]:
+    return {p.strip() for p in os.environ.get(name, "").split(",") if p.strip()}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class PluginHost:
+    """Loads plugins and answers every question the rest of seqopt asks them.
+
+    Create one with :meth:`discover` (entry points) or directly with a list of
+    plugin objects (tests). Strategy lists are collected once, on first use.
+    """
+
+    def __init__(self, plugins: Iterable[tuple[str, object]] = ()) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: list[PluginInfo] = []
+        self._registry: dict[str, dict[str, StrategyInfo]] | None = None
+        for name, plugin in plugins:
+            self.register(plugin, name=name)
+
+    # -- discovery ---------------------------------------------------------
+
+    @classmethod
+    def discover(
+        cls,
+        *,
+        block: Iterable[str] = (),
+        autoload: bool | None = None,
+        entry_point_list: Iterable[EntryPoint] | None = None,
+    ) -> PluginHost:
+        """Load the plugins named by entry points in the ``seqopt`` group.
+
+        ``block`` adds to ``SEQOPT_BLOCK_PLUGINS``; ``autoload=False`` (or
+        ``SEQOPT_DISABLE_PLUGIN_AUTOLOAD=1``) skips third-party plugins.
+        """
+        host = cls()
+        blocked = set(block) | _env_list(BLOCK_ENV)
+        if autoload is None:
+            autoload = True
+        autoload = autoload and not _env_flag(NO_AUTOLOAD_ENV)
+        eps = list(entry_point_list) if entry_point_list is not None else list(
+            entry_points(group=ENTRY_POINT_GROUP)
+        )
+        if not any(_dist_name(ep) == BUILTIN_DISTRIBUTION for ep in eps) and entry_point_list is None:
+            raise PluginError(
+                "seqopt's built-in plugins are not registered: the 'seqopt' distribution "
+                "is not installed. Install it with: pip install -e . (from the checkout)"
+            )
+        seen: dict[str, str] = {}
+        for ep in sorted(eps, key=lambda e: (_dist_name(e) != BUILTIN_DISTRIBUTION, e.name)):
+            dist = _dist_name(ep)
+            builtin = dist == BUILTIN_DISTRIBUTION
+            if ep.name in seen:
+                if seen[ep.name] == ep.value:
+                    continue  # the same distribution seen twice on sys.path
+                host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "error",
+                                              f"entry point name {ep.name!r} is already used "
+                                              f"by {seen[ep.name]}; rename one of them"))
+                continue
+            seen[ep.name] = ep.value
+            if ep.name in blocked:
+                host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "blocked",
+                                              f"blocked by {BLOCK_ENV} or plugins.block"))
+                continue
+            if not builtin and not autoload:
+                host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "not loaded",
+                                              "third-party autoload is off"))
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not break discovery
+                host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "error",
+                                              f"import failed: {type(exc).__name__}: {exc}"))
+                continue
+            try:
+                host.register(plugin, name=ep.name, distribution=dist, builtin=builtin)
+            except PluginError as exc:
+                host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "error", str(exc)))
+        return host
+
+    def register(
+        self,
+        plugin: object,
+        *,
+        name: str | None = None,
+        distribution: str | None = None,
+        builtin: bool = False,
+    ) -> None:
+        """Register a plugin object (usually a module). Rejects misspelled hook names."""
+        if isinstance(plugin, str):
+            plugin = importlib.import_module(plugin)
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        self._pm.register(plugin, name=name)
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self._pm.unregister(plugin)
+            raise PluginError(_explain_unknown_hook(name, plugin, exc)) from None
+        module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__name__
+        self._infos.append(PluginInfo(name, module, distribution, builtin, "loaded"))
+        self._registry = None
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every plugin discovery saw, with what it did with it."""
+        return list(self._infos)
+
+    # -- registry hooks ----------------------------------------------------
+
+    def _collect(self) -> dict[str, dict[str, StrategyInfo]]:
+        if self._registry is not None:
+            return self._registry
+        registry: dict[str, dict[str, StrategyInfo]] = {}
+        for key, slot in SLOTS.items():
+            found: dict[str, StrategyInfo] = {}
+            caller = getattr(self._pm.hook, slot.hook)
+            # Called per implementation, oldest registration first, so that each
+            # record keeps the name of the plugin that provided it.
+            for impl in reversed(caller.get_hookimpls()):
+                records = impl.function() or []
+                for spec in records:
+                    if not isinstance(spec, slot.record):
+                        raise PluginError(
+                            f"plugin {impl.plugin_name!r}: {slot.hook}() must return "
+                            f"{slot.record.__name__} records, got {type(spec).__name__}"
+                        )
+                    if spec.name in found:
+                        raise DuplicateStrategyError(
+                            f"two plugins provide the {slot.key} strategy {spec.name!r}: "
+                            f"{found[spec.name].provider!r} and {impl.plugin_name!r}. "
+                            f"Block one of them with {BLOCK_ENV}={impl.plugin_name}"
+                        )
+                    found[spec.name] = StrategyInfo(
+                        key, spec.name, impl.plugin_name, spec.description,
+                        spec.availability(), spec,
+                    )
+            registry[key] = found
+        self._registry = registry
+        return registry
+
+    def strategies(self, slot: str) -> list[StrategyInfo]:
+        """All strategies of ``slot``, enabled or not, sorted by name."""
+        self._check_slot(slot)
+        return sorted(self._collect()[slot].values(), key=lambda s: s.name)
+
+    def strategy(self, slot: str, name: str) -> StrategyInfo:
+        """The strategy ``name`` of ``slot``; an unknown name lists the choices."""
+        self._check_slot(slot)
+        found = self._collect()[slot]
+        if name not in found:
+            choices = ", ".join(sorted(found)) or "none (no plugin provides this slot)"
+            hint = difflib.get_close_matches(name, found, n=1)
+            did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+            broken = [f"{i.name} ({i.detail})" for i in self._infos if i.status == "error"]
+            note = f" Plugins that failed to load: {'; '.join(broken)}" if broken else ""
+            raise UnknownStrategyError(
+                f"unknown {slot} {name!r}.{did_you_mean} Valid choices: {choices}.{note}"
+            )
+        return found[name]
+
+    def create(self, slot: str, name: str, options: Any = None) -> Any:
+        """Build strategy ``name`` of ``slot`` with ``options`` (validated by its model)."""
+        info = self.strategy(slot, name)
+        if not info.enabled:
+            install = f" Install it with: {info.availability.install}" if info.availability.install else ""
+            raise StrategyUnavailableError(
+                f"{slot} {name!r} is disabled: {info.availability.reason}.{install}"
+            )
+        return info.spec.create(options)
+
+    @staticmethod
+    def _check_slot(slot: str) -> None:
+        if slot not in SLOTS:
+            raise UnknownStrategyError(f"unknown slot {slot!r}; slots are: {', '.join(SLOTS)}")
+
+    # -- lifecycle hooks ---------------------------------------------------
+
+    def segment_planned(self, plan: SegmentPlan) -> None:
+        """Tell observers about every segment of ``plan``."""
+        hook = self._pm.hook.seqopt_segment_planned
+        if not hook.get_hookimpls():
+            return
+        for segment in plan.segments:
+            hook(segment=segment, plan=plan)
+
+    def chunk_emitted(self, event: ChunkEvent) -> None:
+        self._pm.hook.seqopt_chunk_emitted(event=event)
+
+    def segment_finished(self, event: SegmentEvent) -> None:
+        self._pm.hook.seqopt_segment_finished(event=event)
+
+    def generation_finished(self, event: GenerationEvent) -> None:
+        self._pm.hook.seqopt_generation_finished(event=event)
+
+
+def _dist_name(ep: EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
+def _explain_unknown_hook(name: str, plugin: object, exc: Exception) -> str:
+    known = [h for h in dir(hookspecs) if h.startswith("seqopt_")]
+    bad = [a for a in dir(plugin) if a.startswith("seqopt_") and a not in known]
+    parts = []
+    for attr in bad:
+        close = difflib.get_close_matches(attr, known, n=1)
+        parts.append(f"{attr!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    what = ", ".join(parts) if parts else str(exc)
+    return f"plugin {name!r} implements unknown hook(s): {what}"

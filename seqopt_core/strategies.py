@@ -1,0 +1,214 @@
+"""Strategy slots: what each kind of strategy must do, and the records that register one.
+
+A *slot* is a place in the pipeline that exactly one named strategy fills (the
+splitter, the estimator, ...). Plugins offer strategies through registry hooks
+(see :mod:`seqopt_core.hookspecs`) that return :class:`StrategySpec` records.
+The config file names one strategy per slot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from .types import Span
+
+# --- what a strategy of each slot must do -------------------------------------
+
+
+@runtime_checkable
+class TokenEstimator(Protocol):
+    """Counts (or estimates) the text tokens the model receives for a text."""
+
+    def count(self, text: str) -> int:
+        """Tokens T3 receives for ``text`` as one segment, start and stop tokens included."""
+        ...
+
+
+@runtime_checkable
+class SentenceSplitter(Protocol):
+    """Finds sentence boundaries. Never changes the text: it returns spans into it."""
+
+    def split(self, text: str) -> list[Span]:
+        """Sentence spans of ``text`` in order, not overlapping, not starting or
+        ending with whitespace; every non-whitespace character lies in exactly one."""
+        ...
+
+
+@runtime_checkable
+class ChunkPolicy(Protocol):
+    """How many speech tokens the engine collects before decoding a chunk to audio."""
+
+    def chunk_size(self, segment_tokens: int, chunk_index: int, segment_index: int) -> int:
+        """Speech tokens in chunk ``chunk_index`` (0 is the first) of segment
+        ``segment_index`` (0 is the first of the stream), whose text is
+        ``segment_tokens`` tokens long."""
+        ...
+
+
+@runtime_checkable
+class ContextPolicy(Protocol):
+    """How many already-decoded speech tokens S3Gen re-reads before each chunk."""
+
+    def context_window(self, segment_tokens: int, chunk_index: int, segment_index: int) -> int:
+        """Speech tokens of left context for chunk ``chunk_index`` of segment
+        ``segment_index``, whose text is ``segment_tokens`` tokens long."""
+        ...
+
+
+@runtime_checkable
+class SegmentContextStrategy(Protocol):
+    """What carries over from one segment to the next (voice consistency)."""
+
+    def prompt_tokens(self, previous_segments: Sequence[Sequence[int]]) -> list[int] | None:
+        """Speech tokens that prime the next segment, given the speech tokens of the
+        segments already generated (oldest first); ``None`` keeps the voice prompt alone."""
+        ...
+
+
+@runtime_checkable
+class AttentionBackend(Protocol):
+    """How T3 computes attention, and whether it feeds the alignment guard.
+
+    The engine (``seqopt[chatterbox]``) is the consumer; the records only need
+    the attributes below to be listed and validated without torch.
+    """
+
+    #: The ``attn_implementation`` handed to transformers ("eager", "sdpa", ...).
+    attn_implementation: str
+    #: True when the backend produces the aligned heads' attention for the guard.
+    provides_alignment: bool
+
+
+# --- registry records ---------------------------------------------------------
+
+
+class NoOptions(BaseModel):
+    """Options model of a strategy that takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a strategy can run here and, when it cannot, why and how to fix it."""
+
+    enabled: bool
+    reason: str | None = None
+    install: str | None = None
+
+
+@dataclass(frozen=True)
+class StrategySpec(Generic[T]):
+    """A named strategy offered by a plugin.
+
+    ``factory`` is called with a validated instance of ``options`` and returns the
+    strategy object. ``requires`` lists importable module names the strategy needs;
+    they are looked up with :func:`importlib.util.find_spec`, never imported, so
+    listing strategies stays cheap and never fails on a missing dependency.
+    ``check`` may add a run-time condition (a CUDA device, say): it returns
+    ``None`` when the strategy can run, else the reason it cannot.
+    """
+
+    name: str
+    factory: Callable[[Any], T]
+    description: str
+    options: type[BaseModel] = NoOptions
+    requires: tuple[str, ...] = ()
+    install: str | None = None
+    check: Callable[[], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(
+                f"strategy name {self.name!r} must be non-empty letters, digits, '_' or '-'"
+            )
+        if not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
+            raise TypeError(f"strategy {self.name!r}: options must be a pydantic model class")
+
+    def availability(self) -> Availability:
+        """Check ``requires`` and ``check`` without importing anything heavy."""
+        missing = [m for m in self.requires if not _module_available(m)]
+        if missing:
+            return Availability(
+                False, f"missing Python package(s): {', '.join(missing)}", self.install
+            )
+        if self.check is not None:
+            reason = self.check()
+            if reason:
+                return Availability(False, reason, self.install)
+        return Availability(True)
+
+    def create(self, options: BaseModel | dict[str, Any] | None = None) -> T:
+        """Validate ``options`` against this strategy's model and build the strategy."""
+        if not isinstance(options, self.options):
+            options = self.options.model_validate(options or {})
+        return self.factory(options)
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class TokenEstimatorSpec(StrategySpec[TokenEstimator]):
+    """Registry record of a token estimator (slot ``estimator``)."""
+
+
+class SentenceSplitterSpec(StrategySpec[SentenceSplitter]):
+    """Registry record of a sentence splitter (slot ``splitter``)."""
+
+
+class ChunkPolicySpec(StrategySpec[ChunkPolicy]):
+    """Registry record of a chunk-size policy (slot ``chunk_policy``)."""
+
+
+class ContextPolicySpec(StrategySpec[ContextPolicy]):
+    """Registry record of a context-window policy (slot ``context_policy``)."""
+
+
+class SegmentContextSpec(StrategySpec[SegmentContextStrategy]):
+    """Registry record of a cross-segment context strategy (slot ``segment_context``)."""
+
+
+class AttentionBackendSpec(StrategySpec[AttentionBackend]):
+    """Registry record of an attention backend (slot ``attention``)."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One strategy slot: its config key, the hook that fills it and its record type."""
+
+    key: str
+    hook: str
+    record: type[StrategySpec[Any]]
+    protocol: type
+    title: str
+
+
+SLOTS: dict[str, Slot] = {
+    s.key: s
+    for s in (
+        Slot("estimator", "seqopt_token_estimators", TokenEstimatorSpec, TokenEstimator,
+             "token estimators"),
+        Slot("splitter", "seqopt_sentence_splitters", SentenceSplitterSpec, SentenceSplitter,
+             "sentence splitters"),
+        Slot("chunk_policy", "seqopt_chunk_policies", ChunkPolicySpec, ChunkPolicy,
+             "chunk-size policies"),
+        Slot("context_policy", "seqopt_context_policies", ContextPolicySpec, ContextPolicy,
+             "context-window policies"),
+        Slot("segment_context", "seqopt_segment_context_strategies", SegmentContextSpec,
+             SegmentContextStrategy, "cross-segment context strategies"),
+        Slot("attention", "seqopt_attention_backends", AttentionBackendSpec, AttentionBackend,
+             "attention backends"),
+    )
+}

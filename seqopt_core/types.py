@@ -1,0 +1,155 @@
+"""Plain data types shared by the core and every plugin.
+
+Nothing here imports anything heavier than the standard library, so plugins and
+apps can use these types on the text path without pulling in torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+#: Why a segment ends where it ends, strongest first. ``end`` marks the last
+#: segment of a text. The engine uses it to choose the pause after a segment.
+BoundaryKind = Literal["paragraph", "sentence", "clause", "word", "end"]
+BOUNDARY_KINDS: tuple[BoundaryKind, ...] = ("paragraph", "sentence", "clause", "word", "end")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open character range ``[start, end)`` into a source text."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"invalid span [{self.start}, {self.end})")
+
+    def text(self, source: str) -> str:
+        """The characters of ``source`` this span covers."""
+        return source[self.start : self.end]
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence found by a splitter: its text and where it lies in the source."""
+
+    text: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One unit of synthesis: a piece of the source text the model receives on its own.
+
+    ``text == source[start:end]`` always holds. Segments never begin or end with
+    whitespace; what lies between two segments is whitespace only.
+    """
+
+    index: int
+    text: str
+    start: int
+    end: int
+    tokens: int
+    boundary: BoundaryKind
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPlan:
+    """The planner's answer for one text: its segments and the settings that made them."""
+
+    segments: tuple[Segment, ...]
+    splitter: str
+    estimator: str
+    target_tokens: int
+    max_tokens: int
+    source_length: int = 0
+    planning_seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def total_tokens(self) -> int:
+        """Sum of the segments' token counts (each counts its own start/stop tokens)."""
+        return sum(s.tokens for s in self.segments)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __iter__(self):
+        return iter(self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape printed by ``seqopt plan --json``."""
+        return {
+            "segments": [s.to_dict() for s in self.segments],
+            "splitter": self.splitter,
+            "estimator": self.estimator,
+            "target_tokens": self.target_tokens,
+            "max_tokens": self.max_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+# --- lifecycle events -------------------------------------------------------
+# Delivered to observer hooks (``seqopt_chunk_emitted`` and friends). The engine
+# fills them; monitors read them. Times are seconds, audio lengths seconds.
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEvent:
+    """One chunk of audio left the engine."""
+
+    segment_index: int
+    chunk_index: int
+    speech_tokens: int
+    audio_seconds: float
+    generate_seconds: float
+    since_start_seconds: float
+    is_first_audio: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEvent:
+    """One segment is fully synthesized."""
+
+    segment: Segment
+    chunks: int
+    speech_tokens: int
+    audio_seconds: float
+    wall_seconds: float
+    stopped_by: str = "stop_token"
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: wall seconds per second of audio (lower is faster)."""
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationEvent:
+    """A whole text is synthesized (or the stream was closed early)."""
+
+    plan: SegmentPlan
+    segments: int
+    chunks: int
+    audio_seconds: float
+    wall_seconds: float
+    time_to_first_audio: float | None
+    peak_memory_bytes: int | None = None
+    completed: bool = True
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor of the whole run (lower is faster)."""
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")

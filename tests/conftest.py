@@ -1,0 +1,62 @@
+"""Shared fixtures. The released Chatterbox tokenizer comes from $SEQOPT_TOKENIZER,
+else from ../shared/data beside the checkout (see README)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from seqopt_core import Span
+
+pytest_plugins = ["seqopt_core.testing"]
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TOKENIZER = REPO.parent / "shared" / "data" / "chatterbox_en_tokenizer.json"
+
+if not os.environ.get("SEQOPT_TOKENIZER") and SHARED_TOKENIZER.is_file():
+    # CLI subprocesses and the default profile find the tokenizer the same way users do.
+    os.environ["SEQOPT_TOKENIZER"] = str(SHARED_TOKENIZER)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_path() -> Path:
+    path = Path(os.environ.get("SEQOPT_TOKENIZER", SHARED_TOKENIZER))
+    if not path.is_file():
+        pytest.fail(
+            f"Chatterbox tokenizer not found at {path}: set SEQOPT_TOKENIZER to the released "
+            "tokenizer.json (../shared/data/chatterbox_en_tokenizer.json in this workspace)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def exact_estimator(tokenizer_path):
+    from seqopt_plugins.estimators.chatterbox import ChatterboxEstimator, ChatterboxOptions
+
+    return ChatterboxEstimator(ChatterboxOptions(tokenizer=str(tokenizer_path)))
+
+
+class PunctuationSplitter:
+    """A deliberately simple splitter for planner tests: ends at . ! ? followed by space."""
+
+    _RE = re.compile(r"\S.*?(?:[.!?]+(?=\s)|$)", re.S)
+
+    def __init__(self, options=None) -> None:
+        pass
+
+    def split(self, text: str) -> list[Span]:
+        spans = []
+        for m in self._RE.finditer(text):
+            end = m.end()
+            while end > m.start() and text[end - 1].isspace():
+                end -= 1
+            spans.append(Span(m.start(), end))
+        return spans
+
+
+@pytest.fixture
+def simple_splitter() -> PunctuationSplitter:
+    return PunctuationSplitter()
