@@ -179,8 +179,8 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
     console.print(table)
     hidden = len(result.segments) - TABLE_ROW_LIMIT
     if hidden > 0:
-        console.print(f"... {hidden} more segments not shown (use --json for all)")
-    console.print(
+        click.echo(f"... {hidden} more segments not shown (use --json for all)")
+    click.echo(
         f"{len(result.segments)} segments, {result.total_tokens} tokens "
         f"(target {result.target_tokens}, max {result.max_tokens}); splitter {result.splitter}, "
         f"estimator {result.estimator}; planned in {result.planning_seconds * 1000:.1f} ms"
@@ -223,8 +223,8 @@ def sentences(text, file, config_path, profile, splitter, as_json):
     console = Console()
     console.print(table)
     if len(spans) > TABLE_ROW_LIMIT:
-        console.print(f"... {len(spans) - TABLE_ROW_LIMIT} more sentences not shown (use --json for all)")
-    console.print(f"{len(spans)} sentences; splitter {spl.name}")
+        click.echo(f"... {len(spans) - TABLE_ROW_LIMIT} more sentences not shown (use --json for all)")
+    click.echo(f"{len(spans)} sentences; splitter {spl.name}")
 
 
 @main.command()

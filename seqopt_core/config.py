@@ -267,7 +267,8 @@ def resolve_config(loaded: LoadedConfig, host: PluginHost,
         try:
             info = host.strategy(slot, choice.name)
         except SeqoptError as exc:
-            raise ConfigError(f"{loaded.source}: {slot}.name: {exc}") from None
+            kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
+            raise kind(f"{loaded.source}: {slot}.name: {exc}") from None
         try:
             options = info.spec.options.model_validate(choice.options)
         except ValidationError as exc:

@@ -189,9 +189,9 @@ class PluginHost:
         for key, slot in SLOTS.items():
             found: dict[str, StrategyInfo] = {}
             caller = getattr(self._pm.hook, slot.hook)
-            # Called per implementation, oldest registration first, so that each
+            # Called per implementation, in registration order, so that each
             # record keeps the name of the plugin that provided it.
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():
                 records = impl.function() or []
                 for spec in records:
                     if not isinstance(spec, slot.record):

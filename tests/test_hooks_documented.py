@@ -91,4 +91,4 @@ def test_hook_example_plugin_works(name, make_seqopt_host, capsys, tmp_path, mon
 @pytest.mark.parametrize("name", ALL_HOOKS)
 def test_hook_is_documented_in_the_plugin_guide(name):
     guide = (REPO / "docs" / "plugin-guide.md").read_text(encoding="utf-8")
-    assert f"`{name}`" in guide
+    assert f"`{name}`" in guide or f"`{name}(" in guide
