@@ -7,6 +7,13 @@ The public surface for apps and plugin authors is re-exported here; see
 from __future__ import annotations
 
 from .api import as_loaded_config, build_planner, list_strategies, load_config_from_model, plan_text, plugin_host
+from .compare import (
+    CaseResult,
+    LabeledText,
+    SplitterComparison,
+    SplitterScore,
+    compare_splitters,
+)
 from .config import (
     LoadedConfig,
     PipelineConfig,
@@ -63,6 +70,7 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaseResult", "LabeledText", "SplitterComparison", "SplitterScore", "compare_splitters",
     "as_loaded_config", "LoadedConfig", "PipelineConfig", "PlannerConfig", "StrategyChoice", "build_planner",
     "list_strategies", "load_config", "load_config_from_model", "plan_text", "plugin_host",
     "profile_names", "resolve_config",

@@ -33,6 +33,11 @@ from .text import (
 from .types import BoundaryKind, Segment, SegmentPlan, Span
 
 
+#: No English token covers more characters than this; texts longer than this many
+#: characters per threshold token are known to need splitting without a count.
+WHOLE_TEXT_CHARS_PER_TOKEN = 32
+
+
 @dataclass(frozen=True)
 class PlannerSettings:
     """Limits the planner works to (mirrors the ``[planner]`` config table)."""
@@ -128,7 +133,10 @@ class SegmentPlanner:
         whole = trim(text, Span(0, len(text)))
         assert whole is not None  # validate_text refused blank text
         segments: list[Segment] = []
-        whole_tokens = self.estimator.count(whole.text(text))
+        # A text longer than WHOLE_TEXT_CHARS_PER_TOKEN characters per threshold token
+        # is planned without counting it whole (counting megabytes at once is slow).
+        short = len(whole) <= WHOLE_TEXT_CHARS_PER_TOKEN * s.threshold
+        whole_tokens = self.estimator.count(whole.text(text)) if short else s.threshold + 1
         if whole_tokens <= s.threshold:
             segments.append(Segment(0, whole.text(text), whole.start, whole.end, whole_tokens, "end"))
         else:

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from .errors import InvalidTextError
 from .types import Span
 
-#: Control characters that are ordinary whitespace in text files.
-_ALLOWED_CONTROLS = frozenset("\t\n\r\x0b\x0c")
-
 # A blank line (only horizontal whitespace between two line breaks) ends a paragraph.
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _NON_SPACE_RUN = re.compile(r"\S+")
@@ -23,6 +20,11 @@ _NON_SPACE_RUN = re.compile(r"\S+")
 TAG_RE = re.compile(r"\[[^\[\]\n]{1,40}\]")
 # Clause punctuation followed by whitespace, or a dash used as punctuation.
 _CLAUSE_CUT = re.compile(r"(?<=[,;:])(?=\s)|(?<=\s[-\u2013\u2014])(?=\s)|(?<=\u2014)(?=\S)")
+
+
+# Control characters (Unicode category Cc) other than the whitespace ones, and
+# unpaired surrogates (category Cs, e.g. from bytes decoded with surrogateescape).
+_REFUSED_CHAR = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def validate_text(text: str) -> None:
@@ -39,27 +41,23 @@ def validate_text(text: str) -> None:
         raise InvalidTextError(
             "the text is empty or only whitespace: give at least one word to speak"
         )
-    for offset, ch in enumerate(text):
-        if ch in _ALLOWED_CONTROLS:
-            continue
-        cat = unicodedata.category(ch)
-        if cat == "Cc" or cat == "Cs":
-            line = text.count("\n", 0, offset) + 1
-            column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-            kind = "control character" if cat == "Cc" else "unpaired surrogate"
-            raise InvalidTextError(
-                f"the text contains a {kind} U+{ord(ch):04X} at offset {offset} "
-                f"(line {line}, column {column}); remove or replace it and try again "
-                "(seqopt never drops characters silently)"
-            )
+    offset = first_invalid_char(text)
+    if offset is not None:
+        ch = text[offset]
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        kind = "control character" if unicodedata.category(ch) == "Cc" else "unpaired surrogate"
+        raise InvalidTextError(
+            f"the text contains a {kind} U+{ord(ch):04X} at offset {offset} "
+            f"(line {line}, column {column}); remove or replace it and try again "
+            "(seqopt never drops characters silently)"
+        )
 
 
 def first_invalid_char(text: str) -> int | None:
     """Offset of the first character :func:`validate_text` would refuse, else ``None``."""
-    for offset, ch in enumerate(text):
-        if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) in ("Cc", "Cs"):
-            return offset
-    return None
+    m = _REFUSED_CHAR.search(text)
+    return m.start() if m else None
 
 
 def trim(text: str, span: Span) -> Span | None:

@@ -102,11 +102,12 @@ def test_directory_is_not_a_file(run, tmp_path):
 def test_large_file_plans(run, tmp_path):
     para = ("The committee met on Tuesday to review the budget, which had grown by 4.5% since "
             "last year. Members raised questions about travel costs! Would the plan pass? ")
-    text = "\n\n".join([para * 8] * 700)  # ~1.4 MB, 700 paragraphs
+    text = "\n\n".join([para * 8] * 4000)  # 5.1 MB, 4,000 paragraphs
+    assert len(text.encode()) > 5_000_000
     path = tmp_path / "big.txt"
     path.write_text(text, encoding="utf-8")
     data = json.loads(run("plan", "-f", str(path), "--json").output)
-    assert len(data["segments"]) > 1000
+    assert len(data["segments"]) > 10_000
     assert data["segments"][-1]["end"] <= len(text)
     assert all(s["tokens"] <= 128 for s in data["segments"])
 
