@@ -97,7 +97,7 @@ def _plan_with_progress(planner, text: str):
         return planner.plan(text, progress=lambda done, total: bar.update(task, completed=done))
 
 
-def _short(text: str, width: int = 90) -> str:
+def _short(text: str, width: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
 
@@ -169,13 +169,14 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table(title=None, show_lines=False, expand=False)
     for col, kw in (("#", {"justify": "right"}), ("tokens", {"justify": "right"}),
-                    ("boundary", {}), ("chars", {"justify": "right"}), ("text", {"overflow": "fold"})):
-        table.add_column(col, **kw)
+                    ("boundary", {}), ("chars", {"justify": "right"})):
+        table.add_column(col, no_wrap=True, **kw)
+    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(20, console.width - 40))
     for seg in result.segments[:TABLE_ROW_LIMIT]:
         table.add_row(str(seg.index), str(seg.tokens), seg.boundary, str(len(seg.text)), _short(seg.text))
-    console = Console()
     console.print(table)
     hidden = len(result.segments) - TABLE_ROW_LIMIT
     if hidden > 0:
@@ -213,14 +214,13 @@ def sentences(text, file, config_path, profile, splitter, as_json):
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("start", justify="right")
-    table.add_column("end", justify="right")
-    table.add_column("sentence", overflow="fold")
+    for col in ("#", "start", "end"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("sentence", overflow="ellipsis", no_wrap=True, max_width=max(20, console.width - 30))
     for i, s in enumerate(spans[:TABLE_ROW_LIMIT]):
         table.add_row(str(i), str(s.start), str(s.end), _short(s.text(source)))
-    console = Console()
     console.print(table)
     if len(spans) > TABLE_ROW_LIMIT:
         click.echo(f"... {len(spans) - TABLE_ROW_LIMIT} more sentences not shown (use --json for all)")
