@@ -10,19 +10,10 @@ cases are meant to be hard: not every splitter is expected to pass them all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from seqopt_core import LabeledText, Span
 
-from seqopt_core import Span
-
-
-@dataclass(frozen=True)
-class SplitterCase:
-    """One text and its gold sentences."""
-
-    id: str
-    text: str
-    sentences: tuple[str, ...]
-    note: str
+#: One text and its gold sentences (the library's labelled-text record).
+SplitterCase = LabeledText
 
 
 def _case(id: str, sentences: tuple[str, ...], note: str, text: str | None = None) -> SplitterCase:

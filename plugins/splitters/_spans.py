@@ -19,9 +19,10 @@ Nothing here imports a third-party package.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from seqopt_core.text import paragraph_spans, trim
 from seqopt_core.types import Span
@@ -274,3 +275,21 @@ def fallback_spans(text: str) -> list[tuple[int, int]]:
         pos = m.end()
     out.append((pos, len(text)))
     return out
+
+
+_log = logging.getLogger("seqopt.splitters")
+
+
+def library_spans(library: str, split: Callable[[str], Iterable[tuple[int, int]]],
+                  block: str) -> list[tuple[int, int]]:
+    """``split(block)``, or plain-punctuation spans if the library raises.
+
+    A bug in a third-party splitter must not lose text or stop a long job: it is
+    logged as a warning and the block is cut by :func:`fallback_spans` instead.
+    """
+    try:
+        return list(split(block))
+    except Exception as exc:  # noqa: BLE001 - any library failure falls back
+        _log.warning("%s failed on a %d-character block (%s: %s); splitting it at plain "
+                     "punctuation instead", library, len(block), type(exc).__name__, exc)
+        return fallback_spans(block)

@@ -13,7 +13,6 @@ importing the plugin never fails and costs nothing when NLTK is absent.
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from seqopt_core import SentenceSplitterSpec, Span, hookimpl
-from seqopt_plugins.splitters._spans import blocks, fallback_spans, spans_in_blocks
+from seqopt_plugins.splitters._spans import blocks, library_spans, spans_in_blocks
 
 __all__ = ["NltkOptions", "NltkSplitter", "available_languages", "seqopt_sentence_splitters"]
 
@@ -29,7 +28,6 @@ INSTALL = "pip install 'seqopt[nltk]'"
 _LANGUAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # Punkt is linear; blocks only keep memory bounded on huge paragraphs.
 _MAX_BLOCK_CHARS = 1_000_000
-_log = logging.getLogger(__name__)
 
 Source = Literal["auto", "nltk_data", "package"]
 
@@ -153,14 +151,8 @@ class NltkSplitter:
         bl = list(blocks(text, _MAX_BLOCK_CHARS))
         raw = []
         for b in bl:
-            local = text[b.start : b.end]
-            try:
-                raw.append(list(self._tokenizer.span_tokenize(local)))
-            except Exception as exc:  # a library bug must not lose the text
-                _log.warning("Punkt failed on a %d-character block (%s: %s); splitting "
-                             "it at plain punctuation instead", len(local),
-                             type(exc).__name__, exc)
-                raw.append(fallback_spans(local))
+            raw.append(library_spans("Punkt", self._tokenizer.span_tokenize,
+                                     text[b.start : b.end]))
         return spans_in_blocks(text, bl, raw)
 
 

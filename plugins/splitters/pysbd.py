@@ -18,7 +18,6 @@ importing the plugin never fails and costs nothing when pySBD is absent.
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from typing import Any
@@ -29,7 +28,7 @@ from seqopt_core import SentenceSplitterSpec, Span, hookimpl
 from seqopt_plugins.splitters._spans import (
     align_pieces,
     blocks,
-    fallback_spans,
+    library_spans,
     spans_in_blocks,
 )
 
@@ -45,7 +44,6 @@ _MAX_BLOCK_CHARS = 3_000
 # raises ValueError on "\x1c32." in its list-item rules).
 _ALL_SPACE = re.compile(r"[^\S ]")
 _SPACE_BUT_LINE_BREAKS = re.compile(r"[^\S \n\r]")
-_log = logging.getLogger(__name__)
 
 
 class PysbdOptions(BaseModel):
@@ -131,13 +129,8 @@ class PysbdSplitter:
         for b in bl:
             local = text[b.start : b.end]
             plain = self._space.sub(" ", local)  # same length: offsets hold
-            try:
-                raw.append(align_pieces(plain, self._sentences(plain)))
-            except Exception as exc:  # a pySBD bug must not lose the text
-                _log.warning("pySBD failed on a %d-character block (%s: %s); "
-                             "splitting it at plain punctuation instead",
-                             len(local), type(exc).__name__, exc)
-                raw.append(fallback_spans(plain))
+            raw.append(library_spans(
+                "pySBD", lambda block: align_pieces(block, self._sentences(block)), plain))
         return spans_in_blocks(text, bl, raw)
 
 

@@ -16,7 +16,6 @@ importing the plugin never fails and costs nothing when spaCy is absent.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from seqopt_core import SentenceSplitterSpec, Span, hookimpl
-from seqopt_plugins.splitters._spans import blocks, fallback_spans, spans_in_blocks
+from seqopt_plugins.splitters._spans import blocks, library_spans, spans_in_blocks
 
 __all__ = ["DEFAULT_MODELS", "SpacyOptions", "SpacySplitter", "seqopt_sentence_splitters"]
 
@@ -35,7 +34,6 @@ DEFAULT_MODELS: tuple[str, ...] = (
 )
 BLANK_PIPELINE = "blank:en+sentencizer"
 _ENCODERS = ("tok2vec", "transformer")
-_log = logging.getLogger(__name__)
 
 
 class SpacyOptions(BaseModel):
@@ -163,16 +161,11 @@ class SpacySplitter:
             raw = [[(s.start_char, s.end_char) for s in doc.sents]
                    for doc in self._nlp.pipe(pieces)]
         except Exception:  # find the block spaCy fails on; a bug must not lose text
-            raw = [self._one(piece) for piece in pieces]
+            raw = [library_spans("spaCy", self._sents, piece) for piece in pieces]
         return spans_in_blocks(text, bl, raw)
 
-    def _one(self, piece: str) -> list[tuple[int, int]]:
-        try:
-            return [(s.start_char, s.end_char) for s in self._nlp(piece).sents]
-        except Exception as exc:
-            _log.warning("spaCy failed on a %d-character block (%s: %s); splitting it "
-                         "at plain punctuation instead", len(piece), type(exc).__name__, exc)
-            return fallback_spans(piece)
+    def _sents(self, piece: str) -> list[tuple[int, int]]:
+        return [(s.start_char, s.end_char) for s in self._nlp(piece).sents]
 
 
 @hookimpl
