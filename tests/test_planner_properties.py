@@ -41,37 +41,30 @@ def host():
     return make_host()
 
 
+@pytest.fixture(scope="module")
+def estimators(exact_estimator):
+    from seqopt_plugins.estimators.ratio import RatioEstimator
+
+    return {"chatterbox": exact_estimator, "ratio": RatioEstimator()}
+
+
+@pytest.mark.parametrize("estimator_name, target, maximum, examples",
+                         [("chatterbox", 24, 40, 100), ("ratio", 20, 30, 60)])
 @pytest.mark.parametrize("splitter_name", SPLITTERS)
-def test_plan_invariants_exact(splitter_name, host, exact_estimator):
-    splitter = host.create("splitter", splitter_name)
-    planner = SegmentPlanner(splitter, exact_estimator, PlannerSettings(target_tokens=24, max_tokens=40),
-                             splitter_name=splitter_name, estimator_name="chatterbox")
+def test_plan_invariants(splitter_name, estimator_name, target, maximum, examples, host, estimators):
+    estimator = estimators[estimator_name]
+    planner = SegmentPlanner(host.create("splitter", splitter_name), estimator,
+                             PlannerSettings(target_tokens=target, max_tokens=maximum),
+                             splitter_name=splitter_name, estimator_name=estimator_name)
 
     @given(texts())
-    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     def check(text):
         plan = planner.plan(text)
-        assert_plan_invariants(plan, text, exact_estimator)
+        assert_plan_invariants(plan, text, estimator)
         # paragraphs are never crossed (a text under the threshold stays whole)
         if len(plan) > 1:
             for seg in plan.segments:
                 assert "\n\n" not in seg.text and "\n \n" not in seg.text
-
-    check()
-
-
-@pytest.mark.parametrize("splitter_name", SPLITTERS)
-def test_plan_invariants_ratio(splitter_name, host):
-    from seqopt_plugins.estimators.ratio import RatioEstimator
-
-    est = RatioEstimator()
-    splitter = host.create("splitter", splitter_name)
-    planner = SegmentPlanner(splitter, est, PlannerSettings(target_tokens=20, max_tokens=30),
-                             splitter_name=splitter_name, estimator_name="ratio")
-
-    @given(texts())
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    def check(text):
-        assert_plan_invariants(planner.plan(text), text, est)
 
     check()
