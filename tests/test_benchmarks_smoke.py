@@ -1,0 +1,23 @@
+"""The benchmark scripts keep working (quick mode; no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py"])
+def test_benchmark_quick_mode(script, tmp_path, tokenizer_path):
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--out", str(out),
+                           "--tokenizer", str(tokenizer_path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["environment"]["python"] and "|" in done.stdout  # a table was printed
