@@ -69,6 +69,24 @@ from .types import (
 
 __version__ = "0.1.0"
 
+#: Names served lazily from the Chatterbox engine (torch is imported on first use).
+_ENGINE_EXPORTS = {"Pipeline": "pipeline", "AudioChunk": "pipeline", "Synthesis": "pipeline",
+                   "RunMetrics": "pipeline"}
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_EXPORTS:
+        import importlib
+
+        try:
+            module = importlib.import_module(f"seqopt_plugins.chatterbox.{_ENGINE_EXPORTS[name]}")
+        except ImportError as exc:
+            raise ImportError(
+                f"seqopt_core.{name} needs the Chatterbox engine: pip install 'seqopt[chatterbox]' "
+                f"({exc})") from exc
+        return getattr(module, name)
+    raise AttributeError(f"module 'seqopt_core' has no attribute {name!r}")
+
 __all__ = [
     "CaseResult", "LabeledText", "SplitterComparison", "SplitterScore", "compare_splitters",
     "as_loaded_config", "LoadedConfig", "PipelineConfig", "PlannerConfig", "StrategyChoice", "build_planner",

@@ -275,6 +275,136 @@ def plugins(as_json):
         console.print(ptable)
 
 
+def _engine_modules():
+    """Import the Chatterbox engine (torch) or explain how to install it."""
+    try:
+        from seqopt_plugins.chatterbox import checkpoint, pipeline
+    except ImportError as exc:
+        raise SeqoptError(
+            f"the Chatterbox engine needs the chatterbox extra ({exc.name or exc} is missing): "
+            "pip install 'seqopt[chatterbox]'") from None
+    return checkpoint, pipeline
+
+
+@main.command("make-checkpoint")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--scale", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
+              help="tiny: same structure, small enough for tests; full: the released sizes")
+@click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed, same files)")
+@click.option("--tokenizer", metavar="PATH",
+              help="the released tokenizer.json to copy in (default: $SEQOPT_TOKENIZER)")
+def make_checkpoint(directory, scale, seed, tokenizer):
+    """Write a random-weight Chatterbox checkpoint in the released file layout.
+
+    Random weights make noise, not speech: use it to run and measure the real
+    model code without the released weights (tests, benchmarks).
+    """
+    from seqopt_plugins.estimators.chatterbox import resolve_tokenizer_path
+
+    checkpoint, _ = _engine_modules()
+    source = resolve_tokenizer_path(tokenizer)
+    console = _stderr_console()
+    with console.status(f"writing a {scale} random checkpoint to {directory}") as status:
+        info = checkpoint.write_random_checkpoint(
+            directory, scale=scale, seed=seed, tokenizer=source,
+            progress=lambda msg: status.update(f"{scale} checkpoint: {msg}"))
+    for name, size in info.files.items():
+        click.echo(f"{name:20} {size / 2**20:10.1f} MiB")
+    click.echo(f"{scale} random-weight checkpoint (seed {seed}) in {info.path}, "
+               f"{info.total_bytes / 2**20:.1f} MiB, {info.seconds:.1f} s. "
+               "Random weights make noise, not speech.")
+
+
+def _wav_header(sample_rate: int, frames: int | None) -> bytes:
+    """A 16-bit mono PCM WAV header; ``frames=None`` for a stream of unknown length."""
+    import struct
+
+    data = 0xFFFFFFFF - 36 if frames is None else frames * 2
+    return (b"RIFF" + struct.pack("<I", min(36 + data, 0xFFFFFFFF)) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", data))
+
+
+def _pcm16(audio) -> bytes:
+    import numpy as np
+
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+@main.command()
+@_text_arg
+@_file_opt
+@click.option("-o", "--output", required=True, metavar="OUT",
+              help="WAV file to write, or - to stream to stdout")
+@click.option("--raw", is_flag=True, help="with -o -: raw 16-bit PCM (s16le, 24 kHz, mono), no header")
+@click.option("--voice", metavar="WAV", help="reference recording of the voice (default: built-in)")
+@click.option("--checkpoint", metavar="DIR", type=click.Path(),
+              help="local checkpoint folder (default: download ResembleAI/chatterbox)")
+@_config_opt
+@_profile_opt
+@click.option("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+@click.option("--seed", type=int, help="sampling seed, for reproducible output")
+@click.option("--metrics", "metrics_path", metavar="FILE", type=click.Path(),
+              help="write per-chunk, per-segment and per-run metrics as JSON")
+def speak(text, file, output, raw, voice, checkpoint, config_path, profile, device, seed, metrics_path):
+    """Synthesize TEXT (or -f FILE) to a WAV file or to stdout, streaming."""
+    source = read_input(text, file)
+    _, pipeline_mod = _engine_modules()
+    from seqopt_plugins.monitor import MetricsMonitor
+
+    synthesis: dict[str, Any] = {}
+    for key, value in (("voice", voice), ("checkpoint", checkpoint), ("device", device), ("seed", seed)):
+        if value is not None:
+            synthesis[key] = value
+    console = _stderr_console()
+    with console.status("loading the model"):
+        pipe = pipeline_mod.Pipeline.from_config(config_path, profile=profile,
+                                                 overrides={"synthesis": synthesis} if synthesis else None)
+    if pipe.engine.loaded.random_weights:
+        console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, not speech")
+    monitor = MetricsMonitor(metrics_path)
+    pipe.host.register(monitor, name="seqopt.monitor")
+    plan = pipe.planner.plan(source)  # fail fast on bad text, and size the progress bar
+    out = sys.stdout.buffer if output == "-" else None
+    frames = 0
+    parts: list[bytes] = []
+    if out is not None and not raw:
+        out.write(_wav_header(pipe.sample_rate, None))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("chunks {task.fields[chunks]}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("segments", total=len(plan.segments), chunks=0)
+        chunks = 0
+        for chunk in pipe.stream(source):
+            data = _pcm16(chunk.audio)
+            frames += len(chunk.audio)
+            if out is not None:
+                out.write(data)
+                out.flush()
+            else:
+                parts.append(data)
+            chunks += 1
+            bar.update(task, completed=chunk.segment.index + (1 if chunk.is_segment_end else 0), chunks=chunks)
+    if out is None:
+        with open(output, "wb") as f:
+            f.write(_wav_header(pipe.sample_rate, frames))
+            f.writelines(parts)
+    metrics = pipe.last_metrics
+    g = metrics.generation
+    ttfa = "n/a" if g.time_to_first_audio is None else f"{g.time_to_first_audio:.2f} s"
+    where = "stdout" if out is not None else output
+    click.echo(f"{where}: {g.audio_seconds:.2f} s of audio, {_plural(g.segments, 'segment')}, "
+               f"{_plural(g.chunks, 'chunk')}; TTFA {ttfa}, RTF {g.rtf:.2f}, "
+               f"{metrics.speech_tokens_per_second:.1f} speech tokens/s, wall {g.wall_seconds:.1f} s",
+               err=True)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 @main.group()
 def config() -> None:
     """Show, validate or describe pipeline configs."""

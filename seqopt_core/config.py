@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -80,6 +80,54 @@ class PlannerConfig(BaseModel):
         return PlannerSettings(**self.model_dump())
 
 
+class SynthesisConfig(BaseModel):
+    """The ``[synthesis]`` table: how the Chatterbox engine turns segments into audio.
+
+    Pure settings: nothing here imports torch. The engine (``seqopt[chatterbox]``)
+    reads them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str | None = Field(
+        None, description="local checkpoint folder in the released layout; none: download "
+        "ResembleAI/chatterbox from Hugging Face")
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="weights and compute dtype of T3")
+    voice: str | None = Field(None, description="reference WAV for the voice; none: the "
+                              "checkpoint's built-in voice (conds.pt)")
+    exaggeration: float = Field(0.5, ge=0, le=2, description="emotion exaggeration")
+    temperature: float = Field(0.8, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    min_p: float = Field(0.05, ge=0, le=1)
+    repetition_penalty: float = Field(1.2, ge=1)
+    cfg_weight: float = Field(0.5, ge=0, description="classifier-free guidance weight (0: off)")
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=4096, description="fixed cap on speech tokens per segment (stock: 1000); "
+        "none: derived from the segment's text length")
+    speech_tokens_per_text_token: float = Field(
+        6.0, gt=0, description="derived cap: this many speech tokens per text token, plus 50")
+    benchmark_tokens_per_text_token: float | None = Field(
+        None, gt=0, description="benchmark mode: generate exactly this many speech tokens per "
+        "text token, ignoring the stop token (random weights never stop sensibly)")
+    crossfade_ms: float = Field(10.0, ge=0, le=100, description="crossfade at chunk seams")
+    pause_ms: dict[str, float] = Field(
+        default_factory=lambda: {"paragraph": 500.0, "sentence": 200.0, "clause": 100.0,
+                                 "word": 0.0},
+        description="silence after a segment, by the boundary it ends on")
+    watermark: bool = Field(True, description="apply the Perth watermark, as upstream")
+    seed: int | None = Field(None, description="seed for sampling (reproducible runs)")
+
+    @model_validator(mode="after")
+    def _known_boundaries(self) -> SynthesisConfig:
+        unknown = set(self.pause_ms) - {"paragraph", "sentence", "clause", "word", "end"}
+        if unknown:
+            raise ValueError(f"pause_ms: unknown boundary kind(s) {sorted(unknown)}; use "
+                             "paragraph, sentence, clause, word")
+        return self
+
+
 class PluginsConfig(BaseModel):
     """The ``[plugins]`` table: discovery controls."""
 
@@ -103,6 +151,7 @@ class PipelineConfig(BaseModel):
     segment_context: StrategyChoice
     attention: StrategyChoice
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
     def choice(self, slot: str) -> StrategyChoice:

@@ -153,3 +153,27 @@ class GenerationEvent:
     def rtf(self) -> float:
         """Real-time factor of the whole run (lower is faster)."""
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceOptimizationMetrics:
+    """The design report's per-run summary of what segmentation did.
+
+    ``attention_memory_saved_mb`` is an estimate, not a measurement: the memory of
+    one layer's eager attention matrices (heads x L^2 float32, both CFG rows) for
+    the whole text as one sequence, minus the largest such matrix among the
+    segments (only one segment is in flight at a time). ``rtf_improvement`` needs a
+    baseline run and is ``None`` until a comparison fills it.
+    """
+
+    original_length: int
+    optimized_segments: int
+    total_tokens_processed: int
+    sequence_split_time: float
+    attention_memory_saved_mb: float
+    rtf_improvement: float | None = None
+
+
+def attention_matrix_mb(sequence_tokens: int, heads: int = 16, rows: int = 2) -> float:
+    """Megabytes of one layer's float32 attention matrices for a sequence."""
+    return heads * rows * sequence_tokens * sequence_tokens * 4 / 2**20

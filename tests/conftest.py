@@ -60,3 +60,25 @@ class PunctuationSplitter:
 @pytest.fixture
 def simple_splitter() -> PunctuationSplitter:
     return PunctuationSplitter()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tokenizer_path):
+    """A tiny random-weight Chatterbox checkpoint in the released layout (noise, not speech)."""
+    from seqopt_plugins.chatterbox.checkpoint import write_random_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    write_random_checkpoint(folder, scale="tiny", seed=0, tokenizer=tokenizer_path)
+    return folder
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a second busy process on a 2-core
+    machine makes two-thread runs crawl; restore the setting after the test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

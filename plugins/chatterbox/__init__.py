@@ -1,0 +1,1 @@
+"""The Chatterbox engine: checkpoints, loading and streaming synthesis (needs seqopt[chatterbox])."""

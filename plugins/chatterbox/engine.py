@@ -1,0 +1,259 @@
+"""The Chatterbox engine: one segment of text in, a stream of audio chunks out.
+
+It drives upstream's modules (``T3``, ``S3Gen``, ``VoiceEncoder``, ``EnTokenizer``,
+``Conditionals``) with seqopt's own token loop (:mod:`.t3_stream`) and chunk
+decoder (:mod:`.vocoder`). The strategies from the config decide chunk sizes,
+context windows, the attention implementation and what carries over between
+segments; :mod:`.pipeline` puts planning and synthesis together.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqopt_core import SeqoptError
+from seqopt_core.config import SynthesisConfig
+from seqopt_core.types import Segment
+
+from .checkpoint import CHECKPOINT_FILES, LoadedCheckpoint, load_checkpoint
+from .t3_stream import LengthLimits, SamplingOptions, SpeechTokenLoop, text_token_tensor
+from .vocoder import SAMPLE_RATE, ChunkVocoder, decodable
+
+HF_REPO = "ResembleAI/chatterbox"
+#: Derived length cap: speech tokens per text token, plus this many.
+LENGTH_MARGIN_TOKENS = 50
+#: T3's learned speech positions (4096 + 2) bound any segment's speech tokens.
+MAX_SPEECH_TOKENS = 4000
+
+
+class SynthesisError(SeqoptError):
+    """A segment could not be synthesized (after its retry and further splitting)."""
+
+
+def pick_device(requested: str = "auto") -> str:
+    """``auto``: cuda if available, then mps, then cpu. Anything else is checked."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqoptError(f"device {requested!r} asked for, but torch sees no CUDA device; "
+                          "use --device cpu (or auto)")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                   and torch.backends.mps.is_available()):
+        raise SeqoptError("device 'mps' asked for, but MPS is not available; use --device cpu")
+    if requested not in ("cpu", "mps") and not requested.startswith("cuda"):
+        raise SeqoptError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
+    return requested
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def download_released_checkpoint() -> Path:
+    """Fetch the five released files of ResembleAI/chatterbox into the Hugging Face
+    cache (about 3.2 GB the first time) and return their folder."""
+    from huggingface_hub import hf_hub_download
+
+    path = None
+    for name in CHECKPOINT_FILES:
+        path = hf_hub_download(repo_id=HF_REPO, filename=name)
+    assert path is not None
+    return Path(path).parent
+
+
+@contextmanager
+def attention_implementation(t3: Any, name: str) -> Iterator[None]:
+    """Run T3 with ``name`` attention and put the previous implementation back after."""
+    previous = t3.tfmr.config._attn_implementation
+    if name != previous:
+        t3.tfmr.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        if t3.tfmr.config._attn_implementation != previous:
+            t3.tfmr.set_attn_implementation(previous)
+
+
+@dataclass
+class EngineChunk:
+    """One chunk of a segment's audio and how it was made."""
+
+    audio: np.ndarray
+    chunk_index: int
+    speech_tokens: int
+    generate_seconds: float  # T3 sampling for this chunk
+    decode_seconds: float  # S3Gen (and watermark) for this chunk
+    is_last: bool = False
+
+
+@dataclass
+class SegmentResult:
+    """What the engine knows once a segment's stream is exhausted."""
+
+    speech_tokens: list[int] = field(default_factory=list)
+    stopped_by: str = "stop_token"  # or "length_limit", "benchmark_length"
+    text_tokens: int = 0
+
+
+class ChatterboxEngine:
+    """Loaded Chatterbox modules plus the voice; synthesizes segments as chunk streams."""
+
+    def __init__(self, loaded: LoadedCheckpoint, settings: SynthesisConfig) -> None:
+        self.loaded = loaded
+        self.settings = settings
+        self.t3 = loaded.t3
+        self.s3gen = loaded.s3gen
+        self.tokenizer = loaded.tokenizer
+        self._loop = SpeechTokenLoop(self.t3)
+        self._watermarker: Any = None
+        if settings.voice:
+            self.conds = self._voice_conditionals(settings.voice, settings.exaggeration)
+        elif loaded.conds is not None:
+            self.conds = loaded.conds
+        else:
+            raise SeqoptError(
+                f"{loaded.path} has no conds.pt (built-in voice): give a reference WAV with "
+                "--voice ref.wav (synthesis.voice)")
+        self.sampling = SamplingOptions(
+            temperature=settings.temperature, top_p=settings.top_p, min_p=settings.min_p,
+            repetition_penalty=settings.repetition_penalty, cfg_weight=settings.cfg_weight)
+
+    @classmethod
+    def load(cls, settings: SynthesisConfig) -> ChatterboxEngine:
+        """Load the checkpoint named by ``settings`` (or the released one from Hugging Face)."""
+        device = pick_device(settings.device)
+        folder = Path(settings.checkpoint) if settings.checkpoint else download_released_checkpoint()
+        loaded = load_checkpoint(folder, device=device, dtype=torch_dtype(settings.dtype))
+        return cls(loaded, settings)
+
+    # -- voice -------------------------------------------------------------------
+
+    def _voice_conditionals(self, wav_path: str, exaggeration: float) -> Any:
+        path = Path(wav_path)
+        if not path.is_file():
+            raise SeqoptError(f"voice file {wav_path!r} does not exist; give a WAV of the "
+                              "speaker (about 10 s is plenty)")
+        tts = self.loaded.to_tts()
+        try:
+            tts.prepare_conditionals(str(path), exaggeration=exaggeration)
+        except Exception as exc:  # librosa/soundfile errors on a bad file
+            raise SeqoptError(f"cannot use {wav_path!r} as a voice: {type(exc).__name__}: {exc}") from None
+        return tts.conds
+
+    def t3_conditionals(self, prompt_tokens: Sequence[int] | None) -> Any:
+        """T3 conditionals for a segment: the voice's, with ``prompt_tokens`` (from the
+        cross-segment strategy) appended to the end of its speech prompt."""
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+        base = self.conds.t3
+        emotion = self.settings.exaggeration * torch.ones(1, 1, 1)
+        prompt = base.cond_prompt_speech_tokens
+        if prompt_tokens:
+            tail = torch.tensor([list(prompt_tokens)], dtype=prompt.dtype, device=prompt.device)
+            prompt = torch.cat([prompt, tail], dim=1)[:, -prompt.size(1):]
+        return T3Cond(speaker_emb=base.speaker_emb, cond_prompt_speech_tokens=prompt,
+                      emotion_adv=emotion).to(device=self.t3.device)
+
+    # -- lengths -----------------------------------------------------------------
+
+    def length_limits(self, text_tokens: int) -> LengthLimits:
+        s = self.settings
+        if s.benchmark_tokens_per_text_token is not None:
+            n = max(1, math.ceil(text_tokens * s.benchmark_tokens_per_text_token))
+            return LengthLimits(min(n, MAX_SPEECH_TOKENS), ignore_stop=True)
+        if s.max_new_tokens is not None:
+            return LengthLimits(s.max_new_tokens)
+        derived = math.ceil(text_tokens * s.speech_tokens_per_text_token) + LENGTH_MARGIN_TOKENS
+        return LengthLimits(min(derived, MAX_SPEECH_TOKENS))
+
+    # -- synthesis -----------------------------------------------------------------
+
+    def _watermark(self, audio: np.ndarray) -> np.ndarray:
+        if not self.settings.watermark or len(audio) == 0:
+            return audio
+        if self._watermarker is None:
+            import contextlib
+            import sys
+
+            import perth
+
+            with contextlib.redirect_stdout(sys.stderr):  # it prints; stdout may carry audio
+                self._watermarker = perth.PerthImplicitWatermarker()
+        return np.asarray(self._watermarker.apply_watermark(audio, sample_rate=SAMPLE_RATE),
+                          dtype=np.float32)
+
+    def segment_chunks(
+        self,
+        segment: Segment,
+        *,
+        chunk_size: Any,
+        context_window: Any,
+        attention: str,
+        prompt_tokens: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+        result: SegmentResult | None = None,
+    ) -> Iterator[EngineChunk]:
+        """Stream one segment's audio.
+
+        ``chunk_size(chunk_index)`` and ``context_window(chunk_index)`` answer the
+        policies' questions for this segment. ``result`` (if given) receives the
+        speech tokens and why generation stopped.
+        """
+        result = result if result is not None else SegmentResult()
+        cfg = self.settings.cfg_weight > 0
+        text = text_token_tensor(self.tokenizer, segment.text, cfg=cfg, device=self.t3.device,
+                                 start_token=self.t3.hp.start_text_token,
+                                 stop_token=self.t3.hp.stop_text_token)
+        result.text_tokens = int(text.size(-1))
+        limits = self.length_limits(result.text_tokens)
+        seed = self.settings.seed
+        vocoder = ChunkVocoder(self.s3gen, self.conds.gen, crossfade_ms=self.settings.crossfade_ms,
+                               seed=None if seed is None else seed * 7919 + segment.index)
+        t3_cond = self.t3_conditionals(prompt_tokens)
+        with attention_implementation(self.t3, attention):
+            tokens = self._loop.tokens(t3_cond, text, sampling=self.sampling, limits=limits,
+                                       generator=generator)
+            pending: list[int] = []
+            chunk_index = 0
+            started = time.perf_counter()
+            try:
+                for token in tokens:
+                    result.speech_tokens.append(token)
+                    pending.append(token)
+                    if len(pending) < chunk_size(chunk_index):
+                        continue
+                    yield self._decode(vocoder, pending, chunk_index, context_window(chunk_index),
+                                       time.perf_counter() - started, last=False)
+                    pending, chunk_index = [], chunk_index + 1
+                    started = time.perf_counter()
+            finally:
+                tokens.close()  # releases the KV cache when the caller stops early
+            n = len(result.speech_tokens)
+            if limits.ignore_stop:
+                result.stopped_by = "benchmark_length"
+            elif n >= limits.max_new_tokens:
+                result.stopped_by = "length_limit"
+            last = self._decode(vocoder, pending, chunk_index, context_window(chunk_index),
+                                time.perf_counter() - started, last=True)
+            last.audio = np.concatenate([last.audio, vocoder.flush()])
+            yield last
+
+    def _decode(self, vocoder: ChunkVocoder, pending: list[int], chunk_index: int, context: int,
+                generate_seconds: float, *, last: bool) -> EngineChunk:
+        t0 = time.perf_counter()
+        audio = self._watermark(vocoder.decode(decodable(pending), context))
+        return EngineChunk(audio, chunk_index, len(pending), generate_seconds,
+                           time.perf_counter() - t0, is_last=last)

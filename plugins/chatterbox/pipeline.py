@@ -1,0 +1,324 @@
+"""The whole pipeline: plan a text, then synthesize its segments as one audio stream.
+
+    from seqopt_core import Pipeline
+
+    pipeline = Pipeline.from_config(profile="rtx4090")          # released weights (downloads)
+    for chunk in pipeline.stream(open("chapter.txt").read()):
+        play(chunk.audio, chunk.sample_rate)                      # float32 mono, 24 kHz
+    result = pipeline.synthesize("Hello there.")                 # whole waveform + metrics
+
+Every segment of the plan is synthesized in order; nothing is skipped. A segment
+that fails before any of its audio was handed out is retried once, then planned
+again at half the length and synthesized piece by piece; if that fails too, the
+error names the segment. Observers (lifecycle hooks) hear about every chunk,
+segment and run, also when the caller closes the stream early.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqopt_core import PluginHost, SegmentPlanner, build_planner, plugin_host, resolve_config
+from seqopt_core.api import ConfigLike, as_loaded_config
+from seqopt_core.planner import PlannerSettings
+from seqopt_core.types import (
+    ChunkEvent,
+    GenerationEvent,
+    Segment,
+    SegmentEvent,
+    SegmentPlan,
+    SequenceOptimizationMetrics,
+    attention_matrix_mb,
+)
+
+from .engine import ChatterboxEngine, EngineChunk, SegmentResult, SynthesisError
+from .vocoder import SAMPLE_RATE, TOKENS_PER_SECOND
+
+#: Smallest target the retry may re-plan a failed segment to.
+MIN_RETRY_TARGET = 8
+
+
+@dataclass
+class AudioChunk:
+    """A piece of the output stream: audio plus where it came from and what it cost."""
+
+    audio: np.ndarray  # float32 mono
+    sample_rate: int
+    segment: Segment
+    event: ChunkEvent
+    is_segment_end: bool
+    pause_samples: int = 0  # trailing silence included at the end of ``audio``
+
+
+@dataclass
+class RunMetrics:
+    """Metrics of one text, as delivered to ``seqopt_generation_finished``."""
+
+    generation: GenerationEvent
+    segments: list[SegmentEvent] = field(default_factory=list)
+    chunks: list[ChunkEvent] = field(default_factory=list)
+    sequence: SequenceOptimizationMetrics | None = None
+
+    @property
+    def speech_tokens(self) -> int:
+        return sum(s.speech_tokens for s in self.segments)
+
+    @property
+    def speech_tokens_per_second(self) -> float:
+        wall = self.generation.wall_seconds
+        return self.speech_tokens / wall if wall else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        g = self.generation
+        return {
+            "time_to_first_audio": g.time_to_first_audio,
+            "rtf": g.rtf,
+            "wall_seconds": g.wall_seconds,
+            "audio_seconds": g.audio_seconds,
+            "segments": g.segments,
+            "chunks": g.chunks,
+            "speech_tokens": self.speech_tokens,
+            "speech_tokens_per_second": self.speech_tokens_per_second,
+            "peak_memory_bytes": g.peak_memory_bytes,
+            "completed": g.completed,
+            "planning_seconds": g.plan.planning_seconds,
+            "sequence": None if self.sequence is None else {
+                k: getattr(self.sequence, k) for k in self.sequence.__slots__},
+            "per_segment": [
+                {"index": s.segment.index, "text_tokens": s.segment.tokens, "boundary": s.segment.boundary,
+                 "chunks": s.chunks, "speech_tokens": s.speech_tokens, "audio_seconds": s.audio_seconds,
+                 "wall_seconds": s.wall_seconds, "rtf": s.rtf, "stopped_by": s.stopped_by}
+                for s in self.segments],
+        }
+
+
+@dataclass
+class Synthesis:
+    """A whole text's audio and metrics."""
+
+    audio: np.ndarray
+    sample_rate: int
+    metrics: RunMetrics
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+class Pipeline:
+    """Planner, policies and engine from one config."""
+
+    def __init__(self, planner: SegmentPlanner, engine: ChatterboxEngine, *, chunk_policy: Any,
+                 context_policy: Any, segment_context: Any, attention: Any,
+                 host: PluginHost) -> None:
+        self.planner = planner
+        self.engine = engine
+        self.chunk_policy = chunk_policy
+        self.context_policy = context_policy
+        self.segment_context = segment_context
+        self.attention = attention
+        self.host = host
+        self.sample_rate = SAMPLE_RATE
+        #: Metrics of the latest run (complete once its stream is exhausted or closed).
+        self.last_metrics: RunMetrics | None = None
+
+    @classmethod
+    def from_config(cls, config: ConfigLike = None, *, profile: str | None = None,
+                    overrides: dict[str, Any] | None = None, host: PluginHost | None = None,
+                    engine: ChatterboxEngine | None = None) -> Pipeline:
+        """Build everything ``config`` names (see :func:`seqopt_core.build_planner`).
+
+        ``engine`` reuses already-loaded models (it must match the config's
+        ``[synthesis]`` checkpoint); otherwise the checkpoint is loaded.
+        """
+        loaded = as_loaded_config(config, profile=profile, overrides=overrides)
+        host = host or plugin_host(loaded)
+        resolved = resolve_config(loaded, host)
+
+        def make(slot: str) -> Any:
+            r = resolved[slot]
+            return host.create(slot, r.name, r.options)
+
+        if engine is None:
+            engine = ChatterboxEngine.load(loaded.config.synthesis)
+        estimator = loaded.config.estimator
+        if estimator.name == "chatterbox" and not estimator.options.get("tokenizer"):
+            # count with the tokenizer the loaded model really uses
+            loaded = as_loaded_config(loaded, overrides={"estimator": {
+                "options": {"tokenizer": str(engine.loaded.path / "tokenizer.json")}}})
+        planner = build_planner(loaded, host=host)
+        return cls(planner, engine, chunk_policy=make("chunk_policy"),
+                   context_policy=make("context_policy"), segment_context=make("segment_context"),
+                   attention=make("attention"), host=host)
+
+    # -- streaming ------------------------------------------------------------------
+
+    def stream(self, text: str) -> Iterator[AudioChunk]:
+        """Audio chunks of ``text`` in order, as soon as each is ready.
+
+        Planning errors (empty text, ...) are raised before anything is yielded.
+        Closing the generator early stops generation and frees its state.
+        """
+        metrics = RunMetrics(GenerationEvent(SegmentPlan((), "", "", 0, 0), 0, 0, 0.0, 0.0, None))
+        return self._stream(text, metrics)
+
+    def _stream(self, text: str, metrics: RunMetrics) -> Iterator[AudioChunk]:
+        started = time.perf_counter()
+        device = self.engine.t3.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        plan = self.planner.plan(text)
+        seed = self.engine.settings.seed
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=device).manual_seed(seed)
+        history: list[list[int]] = []
+        audio_seconds, first_audio, chunk_count = 0.0, None, 0
+        completed = False
+        try:
+            for segment in plan.segments:
+                seg_started = time.perf_counter()
+                seg_chunks, seg_tokens, seg_audio = 0, 0, 0.0
+                result = SegmentResult()
+                pieces = self._segment_audio(segment, history, generator, result)
+                for chunk in pieces:
+                    now = time.perf_counter()
+                    if first_audio is None and len(chunk.audio):
+                        first_audio = now - started
+                    pause = 0
+                    if chunk.is_last and segment.index < len(plan.segments) - 1:
+                        pause = int(SAMPLE_RATE * self.engine.settings.pause_ms.get(segment.boundary, 0.0) / 1000)
+                    audio = np.concatenate([chunk.audio, np.zeros(pause, np.float32)]) if pause else chunk.audio
+                    seconds = len(audio) / SAMPLE_RATE
+                    event = ChunkEvent(segment.index, chunk_count, chunk.speech_tokens, seconds,
+                                       chunk.generate_seconds + chunk.decode_seconds, now - started,
+                                       is_first_audio=(first_audio is not None and chunk_count == 0))
+                    chunk_count += 1
+                    seg_chunks += 1
+                    seg_tokens += chunk.speech_tokens
+                    seg_audio += seconds
+                    audio_seconds += seconds
+                    metrics.chunks.append(event)
+                    self.host.chunk_emitted(event)
+                    yield AudioChunk(audio, SAMPLE_RATE, segment, event, chunk.is_last, pause)
+                history.append(result.speech_tokens)
+                seg_event = SegmentEvent(segment, seg_chunks, seg_tokens, seg_audio,
+                                         time.perf_counter() - seg_started, result.stopped_by)
+                metrics.segments.append(seg_event)
+                self.host.segment_finished(seg_event)
+            completed = True
+        finally:
+            wall = time.perf_counter() - started
+            metrics.generation = GenerationEvent(
+                plan, len(metrics.segments), chunk_count, audio_seconds, wall, first_audio,
+                _peak_memory(device), completed)
+            metrics.sequence = self._sequence_metrics(text, plan, metrics)
+            self.last_metrics = metrics
+            self.host.generation_finished(metrics.generation)
+
+    def _chunks_for(self, segment: Segment, history: list[list[int]],
+                    generator: torch.Generator | None, result: SegmentResult) -> Iterator[EngineChunk]:
+        n, idx = segment.tokens, segment.index
+        return self.engine.segment_chunks(
+            segment,
+            chunk_size=lambda c: self.chunk_policy.chunk_size(n, c, idx),
+            context_window=lambda c: self.context_policy.context_window(n, c, idx),
+            attention=self.attention.attn_implementation,
+            prompt_tokens=self.segment_context.prompt_tokens(history),
+            generator=generator,
+            result=result,
+        )
+
+    def _segment_audio(self, segment: Segment, history: list[list[int]],
+                       generator: torch.Generator | None, result: SegmentResult) -> Iterator[EngineChunk]:
+        """The segment's chunks; retried once, then split, while nothing was handed out."""
+        last_error: Exception | None = None
+        for attempt in (1, 2):
+            result.speech_tokens.clear()
+            emitted = False
+            try:
+                for chunk in self._chunks_for(segment, history, generator, result):
+                    emitted = True
+                    yield chunk
+                return
+            except SynthesisError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the model code
+                if emitted:
+                    raise SynthesisError(
+                        f"segment {segment.index} ({_snippet(segment.text)}) failed after part of "
+                        f"its audio was streamed: {type(exc).__name__}: {exc}") from exc
+                last_error = exc
+                if attempt == 1:
+                    continue
+        assert last_error is not None
+        yield from self._split_and_retry(segment, history, generator, result, last_error)
+
+    def _split_and_retry(self, segment: Segment, history: list[list[int]],
+                         generator: torch.Generator | None, result: SegmentResult,
+                         error: Exception) -> Iterator[EngineChunk]:
+        target = max(MIN_RETRY_TARGET, segment.tokens // 2)
+        settings = PlannerSettings(target_tokens=target, max_tokens=max(target, segment.tokens - 1),
+                                   split_threshold_tokens=target)
+        splitter = SegmentPlanner(self.planner.splitter, self.planner.estimator, settings)
+        try:
+            parts = splitter.plan(segment.text).segments
+        except Exception:  # noqa: BLE001 - cannot split further
+            parts = ()
+        if len(parts) < 2:
+            raise SynthesisError(
+                f"segment {segment.index} ({_snippet(segment.text)}) failed twice and cannot be "
+                f"split further: {type(error).__name__}: {error}") from error
+        tokens: list[int] = []
+        for part in parts:
+            piece = Segment(segment.index, part.text, segment.start + part.start,
+                            segment.start + part.end, part.tokens, segment.boundary)
+            sub = SegmentResult()
+            try:
+                chunks = list(self._chunks_for(piece, history, generator, sub))
+            except Exception as exc:  # noqa: BLE001
+                raise SynthesisError(
+                    f"segment {segment.index} ({_snippet(segment.text)}) failed, also when split "
+                    f"in {len(parts)}: {type(exc).__name__}: {exc}") from exc
+            tokens.extend(sub.speech_tokens)
+            for chunk in chunks:
+                chunk.is_last = chunk.is_last and part is parts[-1]
+                yield chunk
+        result.speech_tokens[:] = tokens
+
+    def _sequence_metrics(self, text: str, plan: SegmentPlan, metrics: RunMetrics) -> SequenceOptimizationMetrics:
+        per_segment = [s.segment.tokens + s.speech_tokens for s in metrics.segments]
+        whole = sum(per_segment)
+        saved = attention_matrix_mb(whole) - max((attention_matrix_mb(n) for n in per_segment), default=0.0)
+        return SequenceOptimizationMetrics(
+            original_length=len(text), optimized_segments=len(plan.segments),
+            total_tokens_processed=plan.total_tokens, sequence_split_time=plan.planning_seconds,
+            attention_memory_saved_mb=saved)
+
+    # -- whole texts ------------------------------------------------------------------
+
+    def synthesize(self, text: str) -> Synthesis:
+        """The whole waveform of ``text`` (float32 mono) and the run's metrics."""
+        metrics = RunMetrics(GenerationEvent(SegmentPlan((), "", "", 0, 0), 0, 0, 0.0, 0.0, None))
+        parts = [c.audio for c in self._stream(text, metrics)]
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return Synthesis(audio, SAMPLE_RATE, metrics)
+
+
+def _snippet(text: str, width: int = 50) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= width else flat[: width - 3] + "...")
+
+
+__all__ = ["AudioChunk", "Pipeline", "RunMetrics", "Synthesis", "TOKENS_PER_SECOND"]

@@ -1,0 +1,151 @@
+"""seqopt's own T3 token loop: speech tokens one at a time, with a KV cache.
+
+It reproduces chatterbox-tts 0.1.7's ``T3.inference`` step for step (same
+conditioning, classifier-free guidance, repetition penalty, temperature, min-p
+and top-p, same random draws), so that with the same seed and attention
+implementation it yields the same speech tokens; ``tests/test_t3_stream.py``
+checks that against upstream. What it adds: tokens come out as they are
+sampled (so audio can start before the segment ends), the length limit comes
+from the caller, a benchmark mode ignores the stop token, and no forward hooks
+or patched modules are left behind.
+
+Upstream details kept on purpose, for identical tokens:
+
+* the conditioning already ends with the start-of-speech token, and the first
+  forward pass appends it once more (position 0 both times); generated token
+  ``i`` gets speech position ``i + 1``;
+* the repetition penalty sees that start token among the generated ids;
+* CFG: the second row has its text embeddings zeroed; logits are
+  ``cond + w * (cond - uncond)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Sampling settings, with ``ChatterboxTTS.generate``'s defaults."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    min_p: float = 0.05
+    repetition_penalty: float = 1.2
+    cfg_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class LengthLimits:
+    """How long the loop may run.
+
+    ``max_new_tokens`` caps the tokens sampled. Before ``min_new_tokens`` the stop
+    token is masked out. With ``ignore_stop`` it is masked out always and exactly
+    ``max_new_tokens`` tokens come out (benchmark mode: random weights never
+    emit a sensible stop token).
+    """
+
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    ignore_stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+
+def text_token_tensor(tokenizer: Any, text: str, *, cfg: bool, device: torch.device | str,
+                      start_token: int, stop_token: int) -> torch.Tensor:
+    """What ``ChatterboxTTS.generate`` feeds T3 for ``text``: ``punc_norm``, the
+    tokenizer, two rows when CFG is on, then the start and stop tokens."""
+    from chatterbox.tts import punc_norm
+
+    ids = tokenizer.text_to_tokens(punc_norm(text)).to(device)
+    if cfg:
+        ids = torch.cat([ids, ids], dim=0)
+    ids = torch.nn.functional.pad(ids, (1, 0), value=start_token)
+    return torch.nn.functional.pad(ids, (0, 1), value=stop_token)
+
+
+class SpeechTokenLoop:
+    """Samples T3's speech tokens for one segment, one token per step.
+
+    ``t3`` is chatterbox's ``T3`` module, already on its device and in eval mode.
+    The loop reads ``t3.tfmr.config._attn_implementation`` as it is: choose the
+    attention implementation before calling :meth:`tokens`.
+    """
+
+    def __init__(self, t3: Any) -> None:
+        self.t3 = t3
+        self.hp = t3.hp
+
+    @torch.inference_mode()
+    def tokens(
+        self,
+        t3_cond: Any,
+        text_tokens: torch.Tensor,
+        *,
+        sampling: SamplingOptions,
+        limits: LengthLimits,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
+        """Yield sampled speech token ids until the stop token or ``limits``.
+
+        The stop token itself is not yielded. Other ids, including special ones a
+        random model may sample, are yielded as sampled (upstream feeds them back
+        too); the caller filters what S3Gen can decode.
+        """
+        from transformers.generation.logits_process import (
+            MinPLogitsWarper,
+            RepetitionPenaltyLogitsProcessor,
+            TopPLogitsWarper,
+        )
+
+        t3, hp = self.t3, self.hp
+        cfg = sampling.cfg_weight > 0.0
+        text_tokens = torch.atleast_2d(text_tokens).to(dtype=torch.long, device=t3.device)
+        rows = text_tokens.size(0)
+        if cfg and rows != 2:
+            raise ValueError("with cfg_weight > 0 the text tokens need two rows (cond, uncond)")
+
+        start = hp.start_speech_token * torch.ones_like(text_tokens[:, :1])
+        embeds, _ = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text_tokens,
+                                            speech_tokens=start, cfg_weight=sampling.cfg_weight)
+        bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
+        bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+        inputs = torch.cat([embeds, bos_embed.expand(rows, -1, -1)], dim=1)
+
+        repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
+        min_p = MinPLogitsWarper(min_p=sampling.min_p)
+        top_p = TopPLogitsWarper(top_p=sampling.top_p)
+        generated = bos.clone()
+        stop = hp.stop_speech_token
+
+        past = None
+        for step in range(limits.max_new_tokens):
+            out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
+                          return_dict=True)
+            past = out.past_key_values
+            logits = t3.speech_head(out.last_hidden_state[:, -1, :])
+            if cfg:
+                cond, uncond = logits[0:1], logits[1:2]
+                logits = cond + torch.as_tensor(sampling.cfg_weight, dtype=cond.dtype,
+                                                device=cond.device) * (cond - uncond)
+            if limits.ignore_stop or step < limits.min_new_tokens:
+                logits[:, stop] = -float("inf")
+            logits = repetition(generated, logits)
+            if sampling.temperature != 1.0:
+                logits = logits / sampling.temperature
+            logits = top_p(generated, min_p(generated, logits))
+            probs = torch.softmax(logits, dim=-1)
+            token = torch.multinomial(probs, num_samples=1, generator=generator)  # (1, 1)
+            if token.item() == stop:
+                return
+            yield int(token.item())
+            generated = torch.cat([generated, token], dim=1)
+            embed = t3.speech_emb(token) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
+            inputs = embed.expand(rows, -1, -1)
