@@ -269,3 +269,68 @@ def test_vocoder_seams_are_crossfaded_and_lengths_exact():
 
 def test_decodable_drops_special_tokens():
     assert decodable([0, 6560, 6561, 6562, 8000, 5]) == [0, 6560, 5]
+
+
+def test_generation_event_carries_run_metrics(pipeline):
+    seen = []
+
+    class Watch:
+        @hookimpl
+        def seqopt_generation_finished(self, event):
+            seen.append(event)
+
+    watcher = Watch()
+    pipeline.host.register(watcher, name="watch")
+    try:
+        list(pipeline.stream(TEXT))
+    finally:
+        pipeline.host._pm.unregister(watcher)
+    extra = seen[0].extra
+    assert extra["speech_tokens"] == pipeline.last_metrics.speech_tokens
+    assert extra["sequence.optimized_segments"] == len(pipeline.last_metrics.segments)
+    assert extra["speech_tokens_per_second"] > 0
+
+
+def test_speech_tail_primes_the_next_segment(tiny_checkpoint):
+    pipe = Pipeline.from_config(profile="rtx4090", overrides={
+        "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False,
+                      "benchmark_tokens_per_text_token": 0.5, "seed": 3},
+        "planner": {"target_tokens": 20, "max_tokens": 30},
+        "segment_context": {"name": "speech_tail", "options": {"tokens_per_segment": 4}}})
+    engine = pipe.engine
+    primes = []
+    real = engine.t3_conditionals
+
+    def spy(prompt_tokens):
+        primes.append(list(prompt_tokens or []))
+        return real(prompt_tokens)
+
+    engine.t3_conditionals = spy
+    list(pipe.stream(TEXT))
+    segments = pipe.last_metrics.segments
+    assert primes[0] == [] and len(primes) == len(segments)
+    # the prompt for segment k is the last 4 speech tokens of segment k-1
+    cond = real(primes[1])
+    voice = engine.conds.t3.cond_prompt_speech_tokens
+    assert cond.cond_prompt_speech_tokens.shape == voice.shape
+    assert cond.cond_prompt_speech_tokens[0, -4:].tolist() == primes[1]
+    assert cond.cond_prompt_speech_tokens[0, :-4].tolist() == voice[0, 4:].tolist()
+
+
+def test_released_weights_are_fetched_from_the_hub(tiny_checkpoint, monkeypatch):
+    """No network here: stand in for hf_hub_download and check what is asked for."""
+    import huggingface_hub
+
+    from seqopt_plugins.chatterbox import engine as engine_mod
+
+    asked = []
+
+    def fake_download(repo_id, filename, **kw):
+        asked.append((repo_id, filename))
+        return str(tiny_checkpoint / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    folder = engine_mod.download_released_checkpoint()
+    assert folder == tiny_checkpoint
+    assert asked == [("ResembleAI/chatterbox", name) for name in
+                     ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")]

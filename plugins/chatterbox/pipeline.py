@@ -220,10 +220,15 @@ class Pipeline:
             completed = True
         finally:
             wall = time.perf_counter() - started
+            metrics.sequence = self._sequence_metrics(text, plan, metrics)
+            tokens = sum(s.speech_tokens for s in metrics.segments)
+            extra = {"speech_tokens": float(tokens),
+                     "speech_tokens_per_second": tokens / wall if wall else 0.0,
+                     **{f"sequence.{k}": float(getattr(metrics.sequence, k))
+                        for k in metrics.sequence.__slots__ if getattr(metrics.sequence, k) is not None}}
             metrics.generation = GenerationEvent(
                 plan, len(metrics.segments), chunk_count, audio_seconds, wall, first_audio,
-                _peak_memory(device), completed)
-            metrics.sequence = self._sequence_metrics(text, plan, metrics)
+                _peak_memory(device), completed, extra)
             self.last_metrics = metrics
             self.host.generation_finished(metrics.generation)
 
