@@ -1,53 +1,107 @@
-"""Attention backends for T3 (consumed by the Chatterbox engine).
+"""Attention backends for T3 (used by the Chatterbox engine).
 
-* ``eager``: transformers' eager attention on every layer; returns attention
-  maps, which the alignment guard needs. What chatterbox-streaming runs.
-* ``sdpa``: PyTorch scaled-dot-product attention on every layer; fast, returns
-  no maps, so no alignment guard. What chatterbox-tts 0.1.7 English runs.
+* ``eager``: eager attention on every layer; the aligned heads' maps feed the
+  alignment guard. The baseline: what chatterbox-streaming and 0.1.7's
+  multilingual model run.
+* ``sdpa``: PyTorch SDPA on every layer; no maps, no alignment guard. What
+  0.1.7's English model and upstream master run.
+* ``sdpa_aligned``: SDPA on every layer, plus the attention weights of only the
+  aligned (layer, head) pairs, computed from that layer's queries and cached
+  keys (one query row per decode step), feeding the same alignment guard.
+* ``flash_attention_2``: FlashAttention 2 kernels, where the ``flash-attn``
+  package and a CUDA device are present; no alignment guard.
 
-Both need torch (``pip install 'seqopt[chatterbox]'``); the records list and
-validate without it.
+The records list and validate without torch; the engine imports the kernels.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from seqopt_core import AttentionBackendSpec, hookimpl
 
 _INSTALL = "pip install 'seqopt[chatterbox]'"
+DEFAULT_ALIGNED_HEADS = [(12, 15), (13, 11), (9, 2)]
 
 
-class AttentionOptions(BaseModel):
+class PlainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TransformersAttention:
-    """A transformers ``attn_implementation`` applied to every layer of T3."""
+class AlignedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    def __init__(self, attn_implementation: str, provides_alignment: bool) -> None:
+    aligned_heads: list[tuple[int, int]] = Field(
+        default_factory=lambda: list(DEFAULT_ALIGNED_HEADS),
+        description="(layer, head) pairs whose attention aligns text and speech")
+    repetition_run: int = Field(
+        2, ge=2, le=8, description="equal tokens in a row that force the stop token "
+        "(2 = upstream 0.1.7's behaviour)")
+
+    @field_validator("aligned_heads")
+    @classmethod
+    def _not_empty(cls, heads: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if not heads:
+            raise ValueError("give at least one (layer, head) pair")
+        if any(layer < 0 or head < 0 for layer, head in heads):
+            raise ValueError("layers and heads are counted from 0")
+        return heads
+
+
+class AttentionChoice:
+    """What the engine needs from an attention backend."""
+
+    def __init__(self, attn_implementation: str, provides_alignment: bool,
+                 options: BaseModel | None = None) -> None:
         self.attn_implementation = attn_implementation
         self.provides_alignment = provides_alignment
+        self.aligned_heads = tuple(tuple(h) for h in getattr(options, "aligned_heads", ()))
+        self.repetition_run = getattr(options, "repetition_run", 2)
 
     def __repr__(self) -> str:
-        return f"TransformersAttention({self.attn_implementation!r})"
+        return f"AttentionChoice({self.attn_implementation!r}, alignment={self.provides_alignment})"
 
 
-def _eager(options: AttentionOptions) -> TransformersAttention:
-    return TransformersAttention("eager", provides_alignment=True)
+def _eager(options: AlignedOptions) -> AttentionChoice:
+    return AttentionChoice("seqopt_eager", True, options)
 
 
-def _sdpa(options: AttentionOptions) -> TransformersAttention:
-    return TransformersAttention("sdpa", provides_alignment=False)
+def _sdpa(options: PlainOptions) -> AttentionChoice:
+    return AttentionChoice("sdpa", False)
+
+
+def _sdpa_aligned(options: AlignedOptions) -> AttentionChoice:
+    return AttentionChoice("seqopt_sdpa_aligned", True, options)
+
+
+def _flash(options: PlainOptions) -> AttentionChoice:
+    return AttentionChoice("flash_attention_2", False)
+
+
+def _cuda_present() -> str | None:
+    """Checked only once torch and flash-attn are known to be installed."""
+    import torch
+
+    return None if torch.cuda.is_available() else "needs a CUDA device (none is visible)"
+
 
 
 @hookimpl
 def seqopt_attention_backends() -> list[AttentionBackendSpec]:
+    needs = ("torch", "transformers")
     return [
-        AttentionBackendSpec(name="eager", factory=_eager, options=AttentionOptions,
-                             requires=("torch", "transformers"), install=_INSTALL,
-                             description="eager attention, maps from every layer (alignment guard)"),
-        AttentionBackendSpec(name="sdpa", factory=_sdpa, options=AttentionOptions,
-                             requires=("torch", "transformers"), install=_INSTALL,
-                             description="PyTorch SDPA kernels on every layer, no alignment guard"),
+        AttentionBackendSpec(name="eager", factory=_eager, options=AlignedOptions, requires=needs,
+                             install=_INSTALL,
+                             description="eager attention on every layer, alignment guard from its maps"),
+        AttentionBackendSpec(name="sdpa", factory=_sdpa, options=PlainOptions, requires=needs,
+                             install=_INSTALL,
+                             description="PyTorch SDPA on every layer, no alignment guard"),
+        AttentionBackendSpec(name="sdpa_aligned", factory=_sdpa_aligned, options=AlignedOptions,
+                             requires=needs, install=_INSTALL,
+                             description="SDPA on every layer + aligned heads' weights for the guard"),
+        AttentionBackendSpec(name="flash_attention_2", factory=_flash, options=PlainOptions,
+                             requires=(*needs, "flash_attn"), install="pip install flash-attn",
+                             check=_cuda_present,
+                             description="FlashAttention 2 kernels (CUDA), no alignment guard"),
     ]

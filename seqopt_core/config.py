@@ -80,6 +80,15 @@ class PlannerConfig(BaseModel):
         return PlannerSettings(**self.model_dump())
 
 
+class LengthGuardConfig(BaseModel):
+    """Stop token suppressed below ``min_ratio`` x text tokens, forced at ``max_ratio`` x."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_ratio: float = Field(1.0, ge=0)
+    max_ratio: float = Field(8.0, gt=0)
+
+
 class SynthesisConfig(BaseModel):
     """The ``[synthesis]`` table: how the Chatterbox engine turns segments into audio.
 
@@ -111,6 +120,8 @@ class SynthesisConfig(BaseModel):
     benchmark_tokens_per_text_token: float | None = Field(
         None, gt=0, description="benchmark mode: generate exactly this many speech tokens per "
         "text token, ignoring the stop token (random weights never stop sensibly)")
+    length_guard: LengthGuardConfig | None = Field(
+        None, description="cheap guard against runaway speech, with any attention backend")
     crossfade_ms: float = Field(10.0, ge=0, le=100, description="crossfade at chunk seams")
     pause_ms: dict[str, float] = Field(
         default_factory=lambda: {"paragraph": 500.0, "sentence": 200.0, "clause": 100.0,

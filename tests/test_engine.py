@@ -195,7 +195,7 @@ def test_many_generations_leave_nothing_behind(pipeline):
 
 def test_attention_backends_switch_and_restore(tiny_checkpoint):
     eager = make_pipeline(tiny_checkpoint)
-    eager.attention = types.SimpleNamespace(attn_implementation="eager", provides_alignment=True)
+    eager.attention = types.SimpleNamespace(attn_implementation="eager", provides_alignment=False)
     before = eager.engine.t3.tfmr.config._attn_implementation
     a = eager.synthesize("Hello there.").audio
     assert eager.engine.t3.tfmr.config._attn_implementation == before

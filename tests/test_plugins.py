@@ -25,7 +25,7 @@ BUILTIN_STRATEGIES = {
     "chunk_policy": {"fixed", "adaptive"},
     "context_policy": {"fixed", "adaptive"},
     "segment_context": {"voice", "speech_tail"},
-    "attention": {"eager", "sdpa"},
+    "attention": {"eager", "sdpa", "sdpa_aligned"},
 }
 
 

@@ -25,7 +25,13 @@ from seqopt_core.config import SynthesisConfig
 from seqopt_core.types import Segment
 
 from .checkpoint import CHECKPOINT_FILES, LoadedCheckpoint, load_checkpoint
-from .t3_stream import LengthLimits, SamplingOptions, SpeechTokenLoop, text_token_tensor
+from .t3_stream import (
+    AlignmentOptions,
+    LengthLimits,
+    SamplingOptions,
+    SpeechTokenLoop,
+    text_token_tensor,
+)
 from .vocoder import SAMPLE_RATE, ChunkVocoder, decodable
 
 HF_REPO = "ResembleAI/chatterbox"
@@ -77,6 +83,10 @@ def download_released_checkpoint() -> Path:
 @contextmanager
 def attention_implementation(t3: Any, name: str) -> Iterator[None]:
     """Run T3 with ``name`` attention and put the previous implementation back after."""
+    if name.startswith("seqopt_"):
+        from .attention_kernels import register
+
+        register()
     previous = t3.tfmr.config._attn_implementation
     if name != previous:
         t3.tfmr.set_attn_implementation(name)
@@ -201,7 +211,7 @@ class ChatterboxEngine:
         *,
         chunk_size: Any,
         context_window: Any,
-        attention: str,
+        attention: Any,
         prompt_tokens: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
         result: SegmentResult | None = None,
@@ -209,8 +219,10 @@ class ChatterboxEngine:
         """Stream one segment's audio.
 
         ``chunk_size(chunk_index)`` and ``context_window(chunk_index)`` answer the
-        policies' questions for this segment. ``result`` (if given) receives the
-        speech tokens and why generation stopped.
+        policies' questions for this segment. ``attention`` is an attention backend
+        (``attn_implementation``, ``provides_alignment``, ``aligned_heads``): backends
+        that provide alignment run the alignment guard. ``result`` (if given)
+        receives the speech tokens and why generation stopped.
         """
         result = result if result is not None else SegmentResult()
         cfg = self.settings.cfg_weight > 0
@@ -223,9 +235,16 @@ class ChatterboxEngine:
         vocoder = ChunkVocoder(self.s3gen, self.conds.gen, crossfade_ms=self.settings.crossfade_ms,
                                seed=None if seed is None else seed * 7919 + segment.index)
         t3_cond = self.t3_conditionals(prompt_tokens)
-        with attention_implementation(self.t3, attention):
+        alignment = None
+        if getattr(attention, "provides_alignment", False):
+            alignment = AlignmentOptions(tuple(tuple(h) for h in attention.aligned_heads),
+                                         getattr(attention, "repetition_run", 2))
+        guard = self.settings.length_guard
+        length_guard = (guard.min_ratio, guard.max_ratio) if guard is not None else None
+        with attention_implementation(self.t3, attention.attn_implementation):
             tokens = self._loop.tokens(t3_cond, text, sampling=self.sampling, limits=limits,
-                                       generator=generator)
+                                       generator=generator, alignment=alignment,
+                                       length_guard=length_guard)
             pending: list[int] = []
             chunk_index = 0
             started = time.perf_counter()
@@ -246,6 +265,9 @@ class ChatterboxEngine:
                 result.stopped_by = "benchmark_length"
             elif n >= limits.max_new_tokens:
                 result.stopped_by = "length_limit"
+            elif self._loop.last_guard is not None and any(
+                    d.forced_stop for d in self._loop.last_guard.decisions[-1:]):
+                result.stopped_by = "alignment_guard"
             last = self._decode(vocoder, pending, chunk_index, context_window(chunk_index),
                                 time.perf_counter() - started, last=True)
             last.audio = np.concatenate([last.audio, vocoder.flush()])

@@ -239,7 +239,7 @@ class Pipeline:
             segment,
             chunk_size=lambda c: self.chunk_policy.chunk_size(n, c, idx),
             context_window=lambda c: self.context_policy.context_window(n, c, idx),
-            attention=self.attention.attn_implementation,
+            attention=self.attention,
             prompt_tokens=self.segment_context.prompt_tokens(history),
             generator=generator,
             result=result,

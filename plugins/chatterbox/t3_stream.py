@@ -27,6 +27,9 @@ from typing import Any
 
 import torch
 
+from .alignment import AlignmentGuard, LengthGuard
+from .attention_kernels import DEFAULT_ALIGNED_HEADS, AttentionTap, check_heads, tapping
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -71,6 +74,14 @@ def text_token_tensor(tokenizer: Any, text: str, *, cfg: bool, device: torch.dev
     return torch.nn.functional.pad(ids, (0, 1), value=stop_token)
 
 
+@dataclass(frozen=True)
+class AlignmentOptions:
+    """Run the alignment guard on these (layer, head) pairs (see :mod:`.alignment`)."""
+
+    heads: tuple[tuple[int, int], ...] = DEFAULT_ALIGNED_HEADS
+    repetition_run: int = 2
+
+
 class SpeechTokenLoop:
     """Samples T3's speech tokens for one segment, one token per step.
 
@@ -82,6 +93,8 @@ class SpeechTokenLoop:
     def __init__(self, t3: Any) -> None:
         self.t3 = t3
         self.hp = t3.hp
+        #: The alignment guard of the latest generation (its ``decisions``), if any.
+        self.last_guard: AlignmentGuard | None = None
 
     @torch.inference_mode()
     def tokens(
@@ -92,8 +105,14 @@ class SpeechTokenLoop:
         sampling: SamplingOptions,
         limits: LengthLimits,
         generator: torch.Generator | None = None,
+        alignment: AlignmentOptions | None = None,
+        length_guard: tuple[float, float] | None = None,
     ) -> Iterator[int]:
         """Yield sampled speech token ids until the stop token or ``limits``.
+
+        ``alignment`` runs the alignment guard; the attention implementation must
+        then record the aligned heads (``seqopt_eager`` or ``seqopt_sdpa_aligned``).
+        ``length_guard`` is ``(min_ratio, max_ratio)`` of speech to text tokens.
 
         The stop token itself is not yielded. Other ids, including special ones a
         random model may sample, are yielded as sampled (upstream feeds them back
@@ -113,8 +132,8 @@ class SpeechTokenLoop:
             raise ValueError("with cfg_weight > 0 the text tokens need two rows (cond, uncond)")
 
         start = hp.start_speech_token * torch.ones_like(text_tokens[:, :1])
-        embeds, _ = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text_tokens,
-                                            speech_tokens=start, cfg_weight=sampling.cfg_weight)
+        embeds, len_cond = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text_tokens,
+                                                   speech_tokens=start, cfg_weight=sampling.cfg_weight)
         bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
         bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
         inputs = torch.cat([embeds, bos_embed.expand(rows, -1, -1)], dim=1)
@@ -124,17 +143,37 @@ class SpeechTokenLoop:
         top_p = TopPLogitsWarper(top_p=sampling.top_p)
         generated = bos.clone()
         stop = hp.stop_speech_token
+        tap = guard = lengths = None
+        self.last_guard = None
+        if alignment is not None:
+            cfg_ = t3.tfmr.config
+            check_heads(alignment.heads, cfg_.num_hidden_layers, cfg_.num_attention_heads)
+            tap = AttentionTap(alignment.heads)
+            guard = AlignmentGuard((len_cond, len_cond + text_tokens.size(-1)), stop,
+                                   repetition_run=alignment.repetition_run)
+            self.last_guard = guard
+        if length_guard is not None:
+            lengths = LengthGuard(text_tokens.size(-1), stop, *length_guard)
 
         past = None
         for step in range(limits.max_new_tokens):
-            out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
-                          return_dict=True)
+            if tap is not None:
+                with tapping(tap):
+                    out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
+                                  return_dict=True)
+            else:
+                out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
+                              return_dict=True)
             past = out.past_key_values
             logits = t3.speech_head(out.last_hidden_state[:, -1, :])
             if cfg:
                 cond, uncond = logits[0:1], logits[1:2]
                 logits = cond + torch.as_tensor(sampling.cfg_weight, dtype=cond.dtype,
                                                 device=cond.device) * (cond - uncond)
+            if guard is not None:
+                logits = guard.step(tap.mean(), logits, int(generated[0, -1]))
+            if lengths is not None:
+                logits = lengths.step(step, logits)
             if limits.ignore_stop or step < limits.min_new_tokens:
                 logits[:, stop] = -float("inf")
             logits = repetition(generated, logits)

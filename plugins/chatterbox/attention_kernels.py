@@ -1,0 +1,141 @@
+"""Attention implementations that also hand the aligned heads' weights to the guard.
+
+Two functions are registered in transformers' ``AttentionInterface`` (a registry
+of named attention functions, not a patch of any model):
+
+* ``seqopt_eager``: transformers' eager attention on every layer; the weights
+  it computes anyway are kept for the aligned heads (the baseline: what the
+  streaming fork and 0.1.7's multilingual model pay for on all 30 layers);
+* ``seqopt_sdpa_aligned``: SDPA on every layer, plus, on the aligned layers
+  only, ``softmax(q k^T * scale + mask)`` for the aligned heads, computed from
+  that layer's own queries and cached keys: one query row per decode step.
+
+Weights are recorded only while an :class:`AttentionTap` is active
+(:func:`tapping`), for the first batch row (the conditional row under CFG, as
+upstream's analyzer reads). Outside a tap both behave exactly like eager and
+SDPA. Selecting them on a model is done per generation by the engine, which
+restores the previous implementation afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import torch
+
+EAGER_MAPS = "seqopt_eager"
+SDPA_ALIGNED = "seqopt_sdpa_aligned"
+#: (layer, head) pairs whose attention aligns text and speech in Chatterbox's T3.
+DEFAULT_ALIGNED_HEADS: tuple[tuple[int, int], ...] = ((12, 15), (13, 11), (9, 2))
+
+
+@dataclass
+class AttentionTap:
+    """Collects the latest attention weights of some (layer, head) pairs."""
+
+    heads: tuple[tuple[int, int], ...] = DEFAULT_ALIGNED_HEADS
+    latest: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_layer: dict[int, list[int]] = {}
+        for layer, head in self.heads:
+            self.by_layer.setdefault(layer, []).append(head)
+
+    def mean(self) -> torch.Tensor:
+        """Mean of the recorded heads' latest weights, ``(q_len, k_len)``."""
+        missing = [h for h in self.heads if h not in self.latest]
+        if missing:
+            raise RuntimeError(f"no attention was recorded for (layer, head) {missing}; is the "
+                               "attention implementation one that records (seqopt_eager, "
+                               "seqopt_sdpa_aligned)?")
+        return torch.stack([self.latest[h] for h in self.heads]).mean(dim=0)
+
+
+_ACTIVE: ContextVar[AttentionTap | None] = ContextVar("seqopt_attention_tap", default=None)
+
+
+@contextmanager
+def tapping(tap: AttentionTap) -> Iterator[AttentionTap]:
+    """Record into ``tap`` for the duration of the block (this thread/context only)."""
+    token = _ACTIVE.set(tap)
+    try:
+        yield tap
+    finally:
+        _ACTIVE.reset(token)
+
+
+def check_heads(heads: Sequence[tuple[int, int]], layers: int, n_heads: int) -> None:
+    bad = [(l, h) for l, h in heads if not (0 <= l < layers and 0 <= h < n_heads)]
+    if bad:
+        raise ValueError(f"aligned heads {bad} do not exist in a model with {layers} layers of "
+                         f"{n_heads} heads")
+
+
+def aligned_weights(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                    attention_mask: torch.Tensor | None, scaling: float,
+                    heads: Sequence[int]) -> torch.Tensor:
+    """Attention weights of ``heads`` for batch row 0, ``(len(heads), q_len, k_len)``, float32.
+
+    ``query`` is ``(B, H, q, d)`` after RoPE, ``key`` the layer's full (cached) keys
+    ``(B, H_kv, k, d)``. The mask is the model's (or, when SDPA got none, causal).
+    """
+    groups = getattr(module, "num_key_value_groups", 1)
+    q = query[:1, list(heads)].float()
+    k = key[:1, [h // groups for h in heads]].float()
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+    q_len, k_len = scores.shape[-2:]
+    if attention_mask is not None and attention_mask.dtype != torch.bool:
+        scores = scores + attention_mask[:1, :, :, :k_len].float()
+    elif attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask[:1, :, :, :k_len], float("-inf"))
+    elif q_len > 1:
+        causal = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).triu(k_len - q_len + 1)
+        scores = scores.masked_fill(causal, float("-inf"))
+    return torch.softmax(scores, dim=-1)[0]
+
+
+def _sdpa_aligned(module, query, key, value, attention_mask, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    out, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    tap = _ACTIVE.get()
+    if tap is not None:
+        heads = tap.by_layer.get(module.layer_idx)
+        if heads:
+            scaling = kwargs.get("scaling") or module.scaling
+            weights = aligned_weights(module, query, key, attention_mask, scaling, heads)
+            for i, head in enumerate(heads):
+                tap.latest[(module.layer_idx, head)] = weights[i]
+    return out, None
+
+
+def _eager_maps(module, query, key, value, attention_mask, **kwargs):
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    out, weights = eager_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    tap = _ACTIVE.get()
+    if tap is not None:
+        for head in tap.by_layer.get(module.layer_idx, ()):
+            tap.latest[(module.layer_idx, head)] = weights[0, head].float()
+    return out, weights
+
+
+_registered = False
+
+
+def register() -> None:
+    """Register both implementations with transformers (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
+
+    AttentionInterface.register(SDPA_ALIGNED, _sdpa_aligned)
+    AttentionInterface.register(EAGER_MAPS, _eager_maps)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(SDPA_ALIGNED, sdpa_mask)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(EAGER_MAPS, eager_mask)
+    _registered = True
