@@ -1,0 +1,573 @@
+"""Engine speed: time to first audio and real-time factor, ``baseline`` versus ``rtx4090``.
+
+Run from the repository root. A full-size random checkpoint (about 3.2 GB) is
+needed; without ``--checkpoint`` one is written once into
+``benchmarks/.cache/ck_full`` (git-ignored)::
+
+    python benchmarks/bench_engine.py --checkpoint /path/to/ck_full     # CPU: tens of minutes
+    python benchmarks/bench_engine.py --checkpoint ck_full --device cuda --repeats 5 \\
+        --tokens-per-text-token 2.5                                     # a GPU: the full matrix
+    python benchmarks/bench_engine.py --quick                           # smoke test, < 1 minute
+
+**Random weights make noise, not speech.** The model code is upstream
+Chatterbox's own (T3, S3Gen) at the released sizes, so the compute is real, but
+nothing here says anything about audio quality, and such a model never emits a
+sensible stop token. Both profiles therefore run in benchmark length mode
+(``synthesis.benchmark_tokens_per_text_token``): every segment gets exactly
+``ceil(ratio x its text tokens)`` speech tokens (text tokens as T3 sees them,
+start and stop token included). In that mode the engine ignores
+``synthesis.max_new_tokens``, so ``baseline``'s cap of 1000 does not apply.
+
+The model is loaded once; each profile gets a ``ChatterboxEngine`` view of the
+same loaded modules (same weights, its own ``[synthesis]`` settings, e.g.
+``baseline``'s ``crossfade_ms = 0``) and a ``Pipeline.from_config(profile=...,
+engine=...)``. Both run with ``watermark = false`` (the Perth watermark costs
+the same per second of audio for both) and the same ``seed``.
+
+For texts of about 100, 500 and 2,000 characters (consecutive whole sentences of
+``benchmarks/corpus``, see :func:`corpus_text`) it runs, after one untimed
+warm-up of a short text per profile, ``baseline`` then ``rtx4090`` for each
+text, ``--repeats`` times (A B A B), and reports per text and profile:
+time to first audio (TTFA), real-time factor (RTF = wall / audio seconds, pauses
+between segments included; ``RTF speech`` leaves them out), wall and audio
+seconds, segments, chunks (= S3Gen calls), speech tokens and tokens/s, where the
+time went (T3 sampling vs S3Gen decoding), peak memory (on CPU the process's
+peak RSS, which only grows) and planning time; plus the rtx4090/baseline ratios
+of TTFA and RTF within each round. Medians over repeats; the JSON holds every
+sample.
+
+The runtime is estimated before anything runs (from assumed per-step costs) and
+again after the warm-up (from measured ones). If the measured estimate exceeds
+``--budget-minutes`` (default 45; 0: no limit), the largest texts are skipped,
+with a note in the output and the JSON. Results are written after every text,
+so an interrupted run keeps what finished.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+NAME = "bench_engine"
+PROFILES = ("baseline", "rtx4090")
+TEXT_CHARS = (100, 500, 2000)
+QUICK_CHARS = (100,)
+WARMUP_CHARS = 60
+TEXT_TOLERANCE = 0.1  # a text is "about N characters": within +-10 %
+DEFAULT_CHECKPOINT = c.BENCH_DIR / ".cache" / "ck_full"
+#: Prior per-step costs for the first estimate, on the development CPU (2 vCPUs):
+#: a full-size T3 step with CFG (batch 2) and one S3Gen call per chunk.
+ASSUMED_T3_STEP_SECONDS = 0.3
+ASSUMED_S3GEN_CALL_SECONDS = 20.0
+SENTENCE_END = tuple('.!?…"”’\')')
+
+
+# --- texts ---------------------------------------------------------------------------
+
+
+def corpus_text(chars: int, splitter: Any) -> str:
+    """About ``chars`` characters of the corpus, cut at sentence ends.
+
+    The corpus paragraphs (``_common.corpus_paragraphs``: round-robin over the
+    content classes) are joined by blank lines and split into sentences with
+    seqopt's ``regex`` splitter; the text is the first run of consecutive whole
+    sentences whose length is within 10 % of ``chars`` and whose last sentence
+    ends with terminal punctuation (paragraph breaks inside it are kept).
+    """
+    from seqopt_core import split_sentences
+
+    source = "\n\n".join(c.corpus_paragraphs())
+    spans = split_sentences(source, splitter, "regex")
+    lo, hi = chars * (1 - TEXT_TOLERANCE), chars * (1 + TEXT_TOLERANCE)
+    for i in range(len(spans)):
+        for j in range(i, len(spans)):
+            length = spans[j].end - spans[i].start
+            if length > hi:
+                break
+            if length >= lo and source[spans[j].start:spans[j].end].rstrip().endswith(SENTENCE_END):
+                return source[spans[i].start:spans[j].end]
+    raise SystemExit(f"error: no run of corpus sentences is within 10 % of {chars} characters")
+
+
+# --- checkpoint ----------------------------------------------------------------------
+
+
+def ensure_checkpoint(path: Path, scale: str, tokenizer: Path) -> dict[str, Any]:
+    """Write a random checkpoint at ``path`` unless its files are there already."""
+    from seqopt_plugins.chatterbox.checkpoint import REQUIRED_FILES, write_random_checkpoint
+
+    if all((path / f).is_file() for f in REQUIRED_FILES):
+        return {"path": c.display_path(path), "written_now": False}
+    print(f"writing a random {scale} checkpoint to {path} (once; full size is about 3.2 GB)...",
+          file=sys.stderr, flush=True)
+    info = write_random_checkpoint(path, scale=scale, seed=0, tokenizer=tokenizer,
+                                   progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    return {"path": c.display_path(path), "written_now": True, "write_seconds": info.seconds}
+
+
+# --- where the time goes -------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """T3 and S3Gen time of one run, collected by :func:`metered`."""
+
+    t3_seconds: float = 0.0
+    s3gen_seconds: float = 0.0
+    s3gen_calls: int = 0
+    s3gen_tokens: int = 0  # tokens S3Gen rendered: context + new (its voice prompt not included)
+    first_t3_seconds: float | None = None
+    first_s3gen_seconds: float | None = None
+    s3gen_call_seconds: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def metered(engine: Any, meter: Meter):
+    """Count T3 and S3Gen time on ``engine`` (instance attributes, restored after).
+
+    T3: ``EngineChunk.generate_seconds`` (sampling of the chunk's tokens; the
+    first chunk's includes the prompt prefill). S3Gen: every
+    ``s3gen.inference`` call, timed around the call.
+    """
+    s3gen = engine.s3gen
+    inference, segment_chunks = s3gen.inference, engine.segment_chunks
+
+    def timed_inference(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        out = inference(*args, **kwargs)
+        seconds = time.perf_counter() - started
+        meter.s3gen_seconds += seconds
+        meter.s3gen_calls += 1
+        meter.s3gen_tokens += int(kwargs["speech_tokens"].numel())
+        meter.s3gen_call_seconds.append(seconds)
+        if meter.first_s3gen_seconds is None:
+            meter.first_s3gen_seconds = seconds
+        return out
+
+    def counted_chunks(*args: Any, **kwargs: Any) -> Any:
+        for chunk in segment_chunks(*args, **kwargs):
+            meter.t3_seconds += chunk.generate_seconds
+            if meter.first_t3_seconds is None:
+                meter.first_t3_seconds = chunk.generate_seconds
+            yield chunk
+
+    s3gen.inference, engine.segment_chunks = timed_inference, counted_chunks
+    try:
+        yield meter
+    finally:
+        del s3gen.inference, engine.segment_chunks  # back to the class's methods
+
+
+def rss_bytes() -> int | None:
+    """The process's current resident set size (Linux), to show what peak RSS hides."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# --- the work a run will do (known before it runs) -----------------------------------
+
+
+def planned_work(pipeline: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
+    """Segments, speech tokens, T3 steps and S3Gen calls ``pipeline`` will run for ``text``.
+
+    Mirrors the engine: per segment ``length_limits(text tokens)`` speech tokens,
+    a chunk whenever ``chunk_size(chunk index)`` tokens are pending, and a last
+    chunk with the rest (no S3Gen call when nothing is left).
+    """
+    from seqopt_plugins.chatterbox.t3_stream import text_token_tensor
+
+    engine = pipeline.engine
+    plan = pipeline.planner.plan(text)
+    text_tokens = speech_tokens = calls = rendered = 0
+    for seg in plan.segments:
+        n_text = int(text_token_tensor(engine.tokenizer, seg.text, cfg=False, device="cpu",
+                                       start_token=engine.t3.hp.start_text_token,
+                                       stop_token=engine.t3.hp.stop_text_token).size(-1))
+        n_speech = engine.length_limits(n_text).max_new_tokens
+        text_tokens += n_text
+        speech_tokens += n_speech
+        decoded, pending, index = 0, 0, 0
+        for _ in range(n_speech):
+            pending += 1
+            if pending >= pipeline.chunk_policy.chunk_size(seg.tokens, index, seg.index):
+                ctx = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
+                calls, rendered = calls + 1, rendered + prompt_tokens + ctx + pending
+                decoded, pending, index = decoded + pending, 0, index + 1
+        if pending:
+            ctx = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
+            calls, rendered = calls + 1, rendered + prompt_tokens + ctx + pending
+    return {"segments": len(plan.segments), "text_tokens": text_tokens, "speech_tokens": speech_tokens,
+            "s3gen_calls": calls, "s3gen_tokens_with_prompt": rendered}
+
+
+def estimate_seconds(work: dict[str, Any], t3_step: float, s3gen_call: float | None = None,
+                     s3gen_token: float | None = None) -> float:
+    """Seconds for ``work`` at ``t3_step`` per speech token and either ``s3gen_call``
+    per S3Gen call or ``s3gen_token`` per token S3Gen renders (voice prompt included)."""
+    s3 = (work["s3gen_calls"] * s3gen_call if s3gen_token is None
+          else work["s3gen_tokens_with_prompt"] * s3gen_token)
+    return work["speech_tokens"] * t3_step + s3
+
+
+def fmt_minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# --- one run -------------------------------------------------------------------------
+
+
+def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, Any]:
+    """Stream ``text`` through ``pipeline``, consuming the audio as a player would."""
+    from seqopt_plugins.chatterbox.vocoder import SAMPLE_RATE
+
+    meter = Meter()
+    rss_before = rss_bytes()
+    pause_samples = samples = 0
+    started = time.perf_counter()
+    with metered(pipeline.engine, meter):
+        for chunk in pipeline.stream(text):
+            samples += len(chunk.audio)
+            pause_samples += chunk.pause_samples
+            if verbose:
+                print(f"    {label}: segment {chunk.segment.index} chunk {chunk.event.chunk_index} "
+                      f"({chunk.event.speech_tokens} tokens) at {time.perf_counter() - started:.1f} s",
+                      file=sys.stderr, flush=True)
+    m = pipeline.last_metrics
+    d = m.to_dict()
+    speech_audio = (samples - pause_samples) / SAMPLE_RATE
+    return {
+        "time_to_first_audio": d["time_to_first_audio"],
+        "rtf": d["rtf"],
+        "rtf_speech": d["wall_seconds"] / speech_audio if speech_audio else None,
+        "wall_seconds": d["wall_seconds"],
+        "audio_seconds": d["audio_seconds"],
+        "speech_audio_seconds": speech_audio,
+        "pause_seconds": pause_samples / SAMPLE_RATE,
+        "segments": d["segments"],
+        "chunks": d["chunks"],
+        "speech_tokens": d["speech_tokens"],
+        "speech_tokens_per_second": d["speech_tokens_per_second"],
+        "stopped_by": sorted({s["stopped_by"] for s in d["per_segment"]}),
+        "peak_memory_bytes": d["peak_memory_bytes"],
+        "rss_before_bytes": rss_before,
+        "planning_seconds": d["planning_seconds"],
+        "completed": d["completed"],
+        "t3_seconds": meter.t3_seconds,
+        "s3gen_seconds": meter.s3gen_seconds,
+        "s3gen_calls": meter.s3gen_calls,
+        "s3gen_tokens": meter.s3gen_tokens,
+        "s3gen_call_seconds": meter.s3gen_call_seconds,
+        "first_chunk_t3_seconds": meter.first_t3_seconds,
+        "first_chunk_s3gen_seconds": meter.first_s3gen_seconds,
+        "per_segment": d["per_segment"],
+    }
+
+
+# --- reporting -----------------------------------------------------------------------
+
+
+SUMMARY_KEYS = ("time_to_first_audio", "rtf", "rtf_speech", "wall_seconds", "audio_seconds",
+                "speech_tokens_per_second", "t3_seconds", "s3gen_seconds", "planning_seconds",
+                "peak_memory_bytes")
+
+
+def summarize_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in SUMMARY_KEYS:
+        values = [s[key] for s in samples if s.get(key) is not None]
+        out[key] = c.summarize(values) if values else None
+    for key in ("segments", "chunks", "speech_tokens", "s3gen_calls"):
+        out[key] = sorted({s[key] for s in samples})  # equal across repeats (seeded)
+    return out
+
+
+def ratio_summary(rows: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any] | None:
+    """rtx4090/baseline of ``key`` within each round (side by side), summarized."""
+    pairs = [r[key] / b[key] for b, r in zip(rows["baseline"], rows["rtx4090"])
+             if b.get(key) and r.get(key) is not None]
+    return c.summarize(pairs) if pairs else None
+
+
+def fmt_med(summary: dict[str, Any] | None, fmt: str = "{:.2f}") -> str:
+    return "-" if not summary else fmt.format(summary["median"])
+
+
+def one(values: list[int]) -> str:
+    return "/".join(str(v) for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = c.base_parser(NAME, __doc__)
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                        help="full-size checkpoint folder (released layout, random or real weights); "
+                             "default benchmarks/.cache/ck_full, written there at random if absent. "
+                             "--quick without it writes a tiny one to a temporary folder")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                        help="T3's dtype (default float32; S3Gen stays float32)")
+    parser.add_argument("--chars", type=int, nargs="+", default=None, metavar="N",
+                        help=f"text sizes in characters (default: {' '.join(map(str, TEXT_CHARS))}; "
+                             f"--quick: {' '.join(map(str, QUICK_CHARS))})")
+    parser.add_argument("--tokens-per-text-token", type=float, default=1.0, metavar="R",
+                        help="benchmark length mode: speech tokens per text token, both profiles "
+                             "(default 1.0, affordable on a CPU; real speech is about 2-3)")
+    parser.add_argument("--seed", type=int, default=0, help="synthesis.seed for both profiles (default 0)")
+    parser.add_argument("--budget-minutes", type=float, default=45.0, metavar="MIN",
+                        help="skip the largest texts when the measured estimate exceeds this "
+                             "(default 45; 0: no limit, run the full matrix)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args(argv)
+    c.check_repeats(args.repeats)
+    repeats = args.repeats or 1
+    chars_list = sorted(set(args.chars or (QUICK_CHARS if args.quick else TEXT_CHARS)))
+
+    import torch
+
+    from seqopt_core.api import as_loaded_config
+    from seqopt_plugins.chatterbox.checkpoint import describe
+    from seqopt_plugins.chatterbox.engine import ChatterboxEngine
+    from seqopt_plugins.chatterbox.pipeline import Pipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tokenizer = c.resolve_tokenizer(args.tokenizer)
+    verbose = not sys.stderr.isatty()
+
+    with ExitStack() as stack:
+        if args.checkpoint is None and args.quick:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seqopt-bench-engine-")))
+            ck_record = ensure_checkpoint(folder / "ck_tiny", "tiny", tokenizer)
+            ck_record["path"] = "(temporary folder)"
+            folder = folder / "ck_tiny"
+        else:
+            folder = (args.checkpoint or DEFAULT_CHECKPOINT).expanduser().resolve()
+            ck_record = ensure_checkpoint(folder, "full", tokenizer)
+
+        synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
+                     "watermark": False, "seed": args.seed,
+                     "benchmark_tokens_per_text_token": args.tokens_per_text_token}
+        overrides = {"synthesis": synthesis}
+        configs = {p: as_loaded_config(profile=p, overrides=overrides) for p in PROFILES}
+
+        # the model, once; each profile gets an engine view with its own [synthesis] settings
+        started = time.perf_counter()
+        shared = ChatterboxEngine.load(configs["baseline"].config.synthesis)
+        load_seconds = time.perf_counter() - started
+        loaded = shared.loaded
+        pipelines = {}
+        for p in PROFILES:
+            engine = ChatterboxEngine(loaded, configs[p].config.synthesis)
+            pipelines[p] = Pipeline.from_config(configs[p], engine=engine)
+            assert pipelines[p].engine.t3 is loaded.t3 and pipelines[p].engine.s3gen is loaded.s3gen
+        prompt_tokens = int(loaded.conds.gen["prompt_token"].shape[-1]) if loaded.conds else 0
+
+        ck_record.update({"random_weights": loaded.random_weights, "arch": describe(loaded.arch),
+                          "load_seconds": load_seconds, "s3gen_voice_prompt_tokens": prompt_tokens})
+        device = str(loaded.device)
+        accel = (torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else None)
+        env = c.environment(tokenizer, torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                            model_device=device, accelerator=accel,
+                            chatterbox_tts=c.package_versions(("chatterbox-tts",))["chatterbox-tts"],
+                            transformers=c.package_versions(("transformers",))["transformers"])
+
+        profile_settings = {}
+        for p in PROFILES:
+            cfg = configs[p].config
+            pipe = pipelines[p]
+            profile_settings[p] = {
+                "planner": {"target_tokens": cfg.planner.target_tokens, "max_tokens": cfg.planner.max_tokens},
+                "splitter": cfg.splitter.name, "estimator": cfg.estimator.name,
+                "chunk_policy": {"name": cfg.chunk_policy.name, **cfg.chunk_policy.options},
+                "context_policy": {"name": cfg.context_policy.name, **cfg.context_policy.options},
+                "segment_context": cfg.segment_context.name, "attention": pipe.attention.attn_implementation,
+                "crossfade_ms": pipe.engine.settings.crossfade_ms,
+                "max_new_tokens": pipe.engine.settings.max_new_tokens,
+            }
+
+        splitter = c.plugin_host().create("splitter", "regex")
+        texts = {n: corpus_text(n, splitter) for n in chars_list}
+        warmup_text = corpus_text(WARMUP_CHARS, splitter)
+        work = {n: {p: planned_work(pipelines[p], texts[n], prompt_tokens) for p in PROFILES}
+                for n in chars_list}
+        warm_work = {p: planned_work(pipelines[p], warmup_text, prompt_tokens) for p in PROFILES}
+
+        def total(w: dict, **kw: float) -> float:
+            return repeats * sum(estimate_seconds(w[n][p], **kw) for n in w for p in PROFILES)
+
+        prior = total(work, t3_step=ASSUMED_T3_STEP_SECONDS, s3gen_call=ASSUMED_S3GEN_CALL_SECONDS)
+        notes = [
+            f"checkpoint: {ck_record['path']} ({describe(loaded.arch)['scale']} size, "
+            + ("RANDOM weights: the audio is noise, not speech; timings only" if loaded.random_weights
+               else "real weights") + f"), loaded once in {load_seconds:.1f} s on {device}"
+            + (f" ({accel})" if accel else "")
+            + f", T3 dtype {args.dtype}, torch threads {torch.get_num_threads()}",
+            f"synthesis for both profiles: watermark=false, seed={args.seed}, benchmark length mode "
+            f"{args.tokens_per_text_token:g} speech tokens per text token (stop token ignored; "
+            "max_new_tokens does not apply in this mode)",
+            f"texts: about {', '.join(map(str, chars_list))} characters of benchmarks/corpus "
+            f"(actual: {', '.join(str(len(texts[n])) for n in chars_list)}), whole sentences; "
+            f"warm-up: {len(warmup_text)} characters per profile, untimed; {repeats} repeat(s), "
+            "baseline then rtx4090 for each text",
+            f"estimate before running (assumed {ASSUMED_T3_STEP_SECONDS} s per T3 step, "
+            f"{ASSUMED_S3GEN_CALL_SECONDS:g} s per S3Gen call): {fmt_minutes(prior)} for "
+            f"{sum(w[p]['speech_tokens'] for w in work.values() for p in PROFILES) * repeats} speech tokens "
+            f"and {sum(w[p]['s3gen_calls'] for w in work.values() for p in PROFILES) * repeats} S3Gen calls",
+        ]
+        c.print_header(NAME, env, notes)
+        c.print_table(
+            ["text", "profile", "segments", "text tokens", "speech tokens", "S3Gen calls",
+             "S3Gen tokens (with prompt)"],
+            [[f"{n} chars", p, w["segments"], w["text_tokens"], w["speech_tokens"], w["s3gen_calls"],
+              w["s3gen_tokens_with_prompt"]] for n in chars_list for p, w in work[n].items()],
+            title="Planned work (from the plans and policies, before running)")
+
+        # warm-up: one short text per profile; its costs calibrate the estimate
+        warm: dict[str, dict[str, Any]] = {}
+        with c.progress(len(PROFILES), "warm-up") as step:
+            for p in PROFILES:
+                warm[p] = run_once(pipelines[p], warmup_text, f"warm-up {p}", verbose)
+                step(f"{p}: {warm[p]['wall_seconds']:.1f} s")
+        t3_step = (sum(w["t3_seconds"] for w in warm.values())
+                   / max(1, sum(w["speech_tokens"] for w in warm.values())))
+        s3gen_token = (sum(w["s3gen_seconds"] for w in warm.values())
+                       / max(1, sum(warm_work[p]["s3gen_tokens_with_prompt"] for p in PROFILES)))
+        per_call = (sum(w["s3gen_seconds"] for w in warm.values())
+                    / max(1, sum(w["s3gen_calls"] for w in warm.values())))
+        per_text = {n: repeats * sum(estimate_seconds(work[n][p], t3_step=t3_step, s3gen_token=s3gen_token)
+                                     for p in PROFILES) for n in chars_list}
+        measured = sum(per_text.values())
+        skipped: list[dict[str, Any]] = []
+        budget = args.budget_minutes * 60
+        while budget and sum(per_text.values()) > budget and len(per_text) > 1:
+            n = max(per_text)
+            skipped.append({"chars": n, "estimated_seconds": per_text.pop(n),
+                            "reason": f"the measured estimate of the whole matrix "
+                                      f"({fmt_minutes(measured)}) exceeds --budget-minutes "
+                                      f"{args.budget_minutes:g}"})
+        run_chars = [n for n in chars_list if n in per_text]
+        print(f"- estimate after the warm-up (measured {t3_step:.3f} s per T3 step, "
+              f"{per_call:.2f} s per S3Gen call = {s3gen_token * 1000:.1f} ms per rendered token): "
+              f"{fmt_minutes(measured)} for all texts; running {fmt_minutes(sum(per_text.values()))}",
+              flush=True)
+        for s in skipped:
+            print(f"- SKIPPED the {s['chars']}-character text ({fmt_minutes(s['estimated_seconds'])}): "
+                  f"{s['reason']}. Run it with --budget-minutes 0 (or on a GPU).", flush=True)
+        print(flush=True)
+
+        samples: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        settings = {
+            "quick": args.quick, "profiles": profile_settings, "repeats": repeats,
+            "order": "per text: warm-up once per profile (untimed, first), then baseline, rtx4090 per round",
+            "texts": {str(n): {"chars": len(texts[n]), "text": texts[n]} for n in chars_list},
+            "warmup_text": warmup_text,
+            "synthesis": {k: v for k, v in synthesis.items() if k != "checkpoint"},
+            "checkpoint": ck_record, "planned_work": {str(n): work[n] for n in chars_list},
+            "estimate": {"prior_seconds": prior, "assumed_t3_step_seconds": ASSUMED_T3_STEP_SECONDS,
+                         "assumed_s3gen_call_seconds": ASSUMED_S3GEN_CALL_SECONDS,
+                         "measured_t3_step_seconds": t3_step, "measured_s3gen_call_seconds": per_call,
+                         "measured_s3gen_seconds_per_rendered_token": s3gen_token,
+                         "after_warmup_seconds": measured,
+                         "per_text_seconds": {str(n): v for n, v in per_text.items()}},
+            "skipped": skipped, "budget_minutes": args.budget_minutes,
+            "notes": ["random weights: noise, not speech; timings only" if loaded.random_weights
+                      else "real weights",
+                      "peak_memory_bytes on CPU is the process's peak RSS (ru_maxrss): it only grows, "
+                      "so later runs inherit earlier peaks; on CUDA it is torch's max allocated, "
+                      "reset per run",
+                      "rtf = wall / audio seconds including the pauses between segments; "
+                      "rtf_speech leaves the pauses out"],
+        }
+
+        def save(complete: bool) -> None:
+            results = {"complete": complete, "warmup": warm, "runs": {}, "summary": {}}
+            for n, rows in samples.items():
+                results["runs"][str(n)] = rows
+                summary = {p: summarize_samples(rows[p]) for p in PROFILES if rows[p]}
+                if rows["baseline"] and rows["rtx4090"]:
+                    summary["rtx4090_over_baseline"] = {
+                        k: ratio_summary(rows, k) for k in ("time_to_first_audio", "rtf", "rtf_speech",
+                                                            "wall_seconds", "speech_tokens")}
+                results["summary"][str(n)] = summary
+            c.write_json(args.out, NAME, env, settings, c.rounded(results))
+
+        run_started = time.perf_counter()
+        with c.progress(len(run_chars) * repeats * len(PROFILES), "engine") as step:
+            for n in run_chars:
+                samples[n] = {p: [] for p in PROFILES}
+                for r in range(repeats):
+                    for p in PROFILES:
+                        row = run_once(pipelines[p], texts[n], f"{n} chars {p} round {r + 1}", verbose)
+                        row["round"] = r + 1
+                        samples[n][p].append(row)
+                        step(f"{n} chars, {p}, round {r + 1}/{repeats}: "
+                             f"TTFA {row['time_to_first_audio']:.2f} s, "
+                             f"RTF {row['rtf']:.2f}, wall {row['wall_seconds']:.1f} s")
+                save(complete=False)
+        run_seconds = time.perf_counter() - run_started
+        settings["runtime_seconds"] = {"timed_runs": run_seconds,
+                                       "warmup": sum(w["wall_seconds"] for w in warm.values()),
+                                       "model_load": load_seconds}
+
+        # tables
+        rows_out, ratio_rows = [], []
+        for n in run_chars:
+            for p in PROFILES:
+                s = summarize_samples(samples[n][p])
+                w = work[n][p]
+                equal = s["speech_tokens"] == [w["speech_tokens"]]
+                rows_out.append([
+                    f"{n} ({len(texts[n])})", p, one(s["segments"]), one(s["chunks"]),
+                    one(s["speech_tokens"]) + ("" if equal else " (!)"),
+                    c.fmt_seconds(s["time_to_first_audio"]["median"]), fmt_med(s["rtf"]),
+                    fmt_med(s["rtf_speech"]), c.fmt_seconds(s["wall_seconds"]["median"]),
+                    f"{s['audio_seconds']['median']:.2f}", fmt_med(s["speech_tokens_per_second"], "{:.1f}"),
+                    f"{s['t3_seconds']['median']:.1f} / {s['s3gen_seconds']['median']:.1f}",
+                    f"{s['peak_memory_bytes']['median'] / 2**30:.2f}" if s["peak_memory_bytes"] else "-",
+                    c.fmt_seconds(s["planning_seconds"]["median"]),
+                ])
+            base, rtx = samples[n]["baseline"], samples[n]["rtx4090"]
+            tok_b, tok_r = base[0]["speech_tokens"], rtx[0]["speech_tokens"]
+            ratio_rows.append([
+                f"{n} ({len(texts[n])})",
+                fmt_med(ratio_summary(samples[n], "time_to_first_audio"), "{:.3f}×"),
+                fmt_med(ratio_summary(samples[n], "rtf"), "{:.3f}×"),
+                fmt_med(ratio_summary(samples[n], "rtf_speech"), "{:.3f}×"),
+                fmt_med(ratio_summary(samples[n], "wall_seconds"), "{:.3f}×"),
+                f"{tok_b} / {tok_r} ({(tok_r - tok_b) / tok_b:+.1%})",
+            ])
+        device_words = f"{device}" + (f" ({accel})" if accel else f" ({env['cpu_model']})")
+        c.print_table(
+            ["text chars", "profile", "segments", "chunks", "speech tokens", "TTFA", "RTF", "RTF speech",
+             "wall", "audio s", "tokens/s", "T3 s / S3Gen s", "peak GiB", "planning"],
+            rows_out,
+            title=f"Engine on {device_words}, {repeats} repeat(s), median "
+                  f"(random weights: noise, not speech; peak = process peak RSS on CPU, only grows)")
+        c.print_table(
+            ["text chars", "TTFA", "RTF", "RTF speech", "wall", "speech tokens base / rtx"],
+            ratio_rows, title="rtx4090 / baseline, within each round (median; < 1: rtx4090 is faster)")
+        for s in skipped:
+            print(f"NOTE: the {s['chars']}-character text was skipped: {s['reason']}.")
+        print(f"runtime: model load {load_seconds:.1f} s, warm-up "
+              f"{sum(w['wall_seconds'] for w in warm.values()):.1f} s, timed runs {fmt_minutes(run_seconds)}"
+              f" (estimated {fmt_minutes(sum(per_text.values()))})", flush=True)
+        save(complete=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
