@@ -223,14 +223,24 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _memory_bytes() -> int | None:
+def _proc_kib(path: str, field: str) -> int | None:
+    """A ``field: N kB`` line of a Linux /proc file, in bytes (None elsewhere)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _memory_bytes() -> int | None:
+    return _proc_kib("/proc/meminfo", "MemTotal")
+
+
+def rss_bytes() -> int | None:
+    """The process's current resident set size (Linux), to show what peak RSS hides."""
+    return _proc_kib("/proc/self/status", "VmRSS")
 
 
 def _load_average() -> list[float] | None:

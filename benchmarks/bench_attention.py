@@ -12,9 +12,11 @@ given against plain ``sdpa`` (the issue's targets: prefill at 1,000 tokens at
 most 0.5x eager's time and 0.3x its peak memory; decode at most 1.05x sdpa).
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above the memory held
-before the call. On the CPU, the peak resident set size above the level before
-the call, sampled every millisecond by a thread: an approximation (the
-allocator may reuse freed pages), but the same for every backend.
+before the call. On the CPU, the peak of the bytes malloc has handed out (glibc's
+``mallinfo2``: heap in use plus mmapped chunks) above the level before the call,
+sampled every millisecond by a thread: it can miss a peak shorter than the
+interval, but unlike the resident set size it does not depend on whether freed
+memory went back to the system, so the order of the backends does not bias it.
 
 Random weights make noise, not speech; attention cost does not depend on the
 weights' values.
@@ -25,6 +27,7 @@ weights' values.
 
 from __future__ import annotations
 
+import ctypes
 import statistics
 import sys
 import tempfile
@@ -40,20 +43,45 @@ CONTEXTS = (200, 500, 1000, 2000)
 DECODE_STEPS = 5
 
 
-class PeakRSS:
-    """Peak resident set size while the block runs, sampled by a thread."""
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2():
+    """glibc's ``mallinfo2`` (2.33+), or None where it is not available."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    return fn
+
+
+class PeakHeap:
+    """Peak of the bytes malloc has handed out (heap in use + mmapped chunks) while the
+    block runs, sampled every millisecond by a thread, above the level at the start.
+
+    Unlike the resident set size, this does not depend on whether freed memory was
+    returned to the system (glibc's dynamic mmap threshold keeps it), so the order
+    in which backends run does not bias it. Falls back to RSS without glibc.
+    """
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
         self.peak = 0
+        self._mallinfo = _mallinfo2()
 
-    @staticmethod
-    def rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
+    def in_use(self) -> int:
+        if self._mallinfo is not None:
+            info = self._mallinfo()
+            return int(info.uordblks + info.hblkhd)
+        return common.rss_bytes() or 0
 
-    def __enter__(self) -> PeakRSS:
-        self.base = self.rss()
+    def __enter__(self) -> PeakHeap:
+        self.base = self.in_use()
         self.peak = self.base
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -62,13 +90,13 @@ class PeakRSS:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
+            self.peak = max(self.peak, self.in_use())
             time.sleep(self.interval)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.rss())
+        self.peak = max(self.peak, self.in_use())
 
     @property
     def used(self) -> int:
@@ -94,7 +122,10 @@ def measure(t3, backend, context: int, device, torch):
     gen = torch.Generator(device="cpu").manual_seed(context)
     x = (torch.randn(2, context, t3.dim, generator=gen) * 0.5).to(device=device, dtype=next(t3.parameters()).dtype)
     step = (torch.randn(2, 1, t3.dim, generator=gen) * 0.5).to(device=device, dtype=next(t3.parameters()).dtype)
-    tap = ak.AttentionTap(tuple(backend.aligned_heads)) if backend.provides_alignment else None
+    tap = None
+    if backend.provides_alignment:
+        tap = ak.AttentionTap(tuple(backend.aligned_heads),
+                              keep_all_layers=getattr(backend, "keep_all_layers", False))
 
     def forward(inputs, past):
         if tap is None:
@@ -119,7 +150,7 @@ def measure(t3, backend, context: int, device, torch):
             prefill = time.perf_counter() - started
             peak = torch.cuda.max_memory_allocated(device) - before
         else:
-            with PeakRSS() as mem:
+            with PeakHeap() as mem:
                 started = time.perf_counter()
                 out = forward(x, None)
                 prefill = time.perf_counter() - started
@@ -176,7 +207,7 @@ def main() -> None:
         f"{loaded.arch.t3.hidden_size}, {loaded.scale_hint} checkpoint (random weights: noise, not speech)",
         f"contexts {list(contexts)}, CFG batch 2, {repeats} repeat(s) interleaved, decode = median of "
         f"{DECODE_STEPS} steps", "peak memory: " + ("CUDA max allocated above the start level" if device.type == "cuda"
-                                                else "peak RSS above the start level (sampled, approximate)")])
+                                                else "peak malloc'd bytes above the start level (mallinfo2, sampled every ms)")])
     samples: dict[tuple[int, str], list[tuple[float, int, float]]] = {}
     with common.progress(len(contexts) * repeats * len(chosen), "attention") as step:
         for context in contexts:

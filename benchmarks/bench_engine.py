@@ -168,17 +168,6 @@ def metered(engine: Any, meter: Meter):
         del s3gen.inference, engine.segment_chunks  # back to the class's methods
 
 
-def rss_bytes() -> int | None:
-    """The process's current resident set size (Linux), to show what peak RSS hides."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 # --- the work a run will do (known before it runs) -----------------------------------
 
 
@@ -236,7 +225,7 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
     from seqopt_plugins.chatterbox.vocoder import SAMPLE_RATE
 
     meter = Meter()
-    rss_before = rss_bytes()
+    rss_before = c.rss_bytes()
     pause_samples = samples = 0
     started = time.perf_counter()
     with metered(pipeline.engine, meter):

@@ -53,9 +53,11 @@ class AttentionChoice:
     """What the engine needs from an attention backend."""
 
     def __init__(self, attn_implementation: str, provides_alignment: bool,
-                 options: BaseModel | None = None) -> None:
+                 options: BaseModel | None = None, keep_all_layers: bool = False) -> None:
         self.attn_implementation = attn_implementation
         self.provides_alignment = provides_alignment
+        #: hold every layer's maps each step, as the stock eager path does
+        self.keep_all_layers = keep_all_layers
         self.aligned_heads = tuple(tuple(h) for h in getattr(options, "aligned_heads", ()))
         self.repetition_run = getattr(options, "repetition_run", 2)
 
@@ -64,7 +66,7 @@ class AttentionChoice:
 
 
 def _eager(options: AlignedOptions) -> AttentionChoice:
-    return AttentionChoice("seqopt_eager", True, options)
+    return AttentionChoice("seqopt_eager", True, options, keep_all_layers=True)
 
 
 def _sdpa(options: PlainOptions) -> AttentionChoice:

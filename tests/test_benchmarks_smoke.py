@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py", "bench_attention.py"])
+@pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py", "bench_attention.py", "bench_engine.py"])
 def test_benchmark_quick_mode(script, tmp_path, tokenizer_path):
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--out", str(out),

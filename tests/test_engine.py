@@ -334,3 +334,13 @@ def test_released_weights_are_fetched_from_the_hub(tiny_checkpoint, monkeypatch)
     assert folder == tiny_checkpoint
     assert asked == [("ResembleAI/chatterbox", name) for name in
                      ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")]
+
+
+def test_a_shared_engine_takes_each_configs_synthesis_settings(pipeline, tiny_checkpoint):
+    """Reusing loaded models must not carry one profile's settings into another."""
+    other = Pipeline.from_config(profile="baseline", overrides={"synthesis": {
+        "checkpoint": str(tiny_checkpoint), "watermark": False, "seed": 9,
+        "benchmark_tokens_per_text_token": 0.5}}, engine=pipeline.engine)
+    assert other.engine.t3 is pipeline.engine.t3  # same weights, loaded once
+    assert other.engine.settings.crossfade_ms == 0.0 and other.engine.settings.seed == 9
+    assert pipeline.engine.settings.crossfade_ms == 10.0

@@ -4,8 +4,10 @@ Two functions are registered in transformers' ``AttentionInterface`` (a registry
 of named attention functions, not a patch of any model):
 
 * ``seqopt_eager``: transformers' eager attention on every layer; the weights
-  it computes anyway are kept for the aligned heads (the baseline: what the
-  streaming fork and 0.1.7's multilingual model pay for on all 30 layers);
+  it computes anyway are kept for the aligned heads and, with
+  ``keep_all_layers``, every layer's maps of the latest step are held as
+  ``output_attentions=True`` holds them (the baseline: what the streaming fork
+  and 0.1.7's multilingual model pay for);
 * ``seqopt_sdpa_aligned``: SDPA on every layer, plus, on the aligned layers
   only, ``softmax(q k^T * scale + mask)`` for the aligned heads, computed from
   that layer's own queries and cached keys: one query row per decode step.
@@ -37,7 +39,11 @@ class AttentionTap:
     """Collects the latest attention weights of some (layer, head) pairs."""
 
     heads: tuple[tuple[int, int], ...] = DEFAULT_ALIGNED_HEADS
+    #: Also keep every layer's full attention maps of the latest step, as
+    #: ``output_attentions=True`` does (the stock eager path's memory cost).
+    keep_all_layers: bool = False
     latest: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    layer_maps: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_layer: dict[int, list[int]] = {}
@@ -118,6 +124,8 @@ def _eager_maps(module, query, key, value, attention_mask, **kwargs):
     out, weights = eager_attention_forward(module, query, key, value, attention_mask, **kwargs)
     tap = _ACTIVE.get()
     if tap is not None:
+        if tap.keep_all_layers:
+            tap.layer_maps[module.layer_idx] = weights
         for head in tap.by_layer.get(module.layer_idx, ()):
             tap.latest[(module.layer_idx, head)] = weights[0, head].float()
     return out, weights

@@ -238,7 +238,8 @@ class ChatterboxEngine:
         alignment = None
         if getattr(attention, "provides_alignment", False):
             alignment = AlignmentOptions(tuple(tuple(h) for h in attention.aligned_heads),
-                                         getattr(attention, "repetition_run", 2))
+                                         getattr(attention, "repetition_run", 2),
+                                         getattr(attention, "keep_all_layers", False))
         guard = self.settings.length_guard
         length_guard = (guard.min_ratio, guard.max_ratio) if guard is not None else None
         with attention_implementation(self.t3, attention.attn_implementation):

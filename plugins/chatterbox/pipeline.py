@@ -139,12 +139,15 @@ class Pipeline:
                     engine: ChatterboxEngine | None = None) -> Pipeline:
         """Build everything ``config`` names (see :func:`seqopt_core.build_planner`).
 
-        ``engine`` reuses already-loaded models (it must match the config's
-        ``[synthesis]`` checkpoint); otherwise the checkpoint is loaded.
+        ``engine`` reuses its already-loaded models instead of loading the
+        checkpoint again; the config's own ``[synthesis]`` settings (seed,
+        crossfade, pauses, lengths, voice) still apply, never the engine's.
         """
         loaded = as_loaded_config(config, profile=profile, overrides=overrides)
         host = host or plugin_host(loaded)
         resolved = resolve_config(loaded, host)
+        if engine is not None and engine.settings != loaded.config.synthesis:
+            engine = ChatterboxEngine(engine.loaded, loaded.config.synthesis)
 
         def make(slot: str) -> Any:
             r = resolved[slot]

@@ -80,6 +80,8 @@ class AlignmentOptions:
 
     heads: tuple[tuple[int, int], ...] = DEFAULT_ALIGNED_HEADS
     repetition_run: int = 2
+    #: Hold every layer's maps of the latest step too (the stock eager path's cost).
+    keep_all_layers: bool = False
 
 
 class SpeechTokenLoop:
@@ -148,7 +150,7 @@ class SpeechTokenLoop:
         if alignment is not None:
             cfg_ = t3.tfmr.config
             check_heads(alignment.heads, cfg_.num_hidden_layers, cfg_.num_attention_heads)
-            tap = AttentionTap(alignment.heads)
+            tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
             guard = AlignmentGuard((len_cond, len_cond + text_tokens.size(-1)), stop,
                                    repetition_run=alignment.repetition_run)
             self.last_guard = guard
