@@ -237,3 +237,18 @@ def test_length_guard():
     assert guard.step(12, logits.clone())[0, 3] == 0  # in range: untouched
     forced = guard.step(20, logits.clone())  # too long: stop forced
     assert forced[0, 3] > 0 and forced[0, :3].max() < 0
+
+
+def test_guard_handles_texts_of_five_tokens_or_fewer():
+    """Upstream's analyzer raises on these once the text is complete; the guard does not."""
+    cond, text, stop = 10, 4, 6562
+    guard = AlignmentGuard((cond, cond + text), stop)
+    t0 = cond + text + 2
+    first = torch.zeros(t0, t0)
+    first[:, cond] = 1.0
+    logits = guard.step(first, torch.zeros(1, 6600), 6561)
+    for i in range(8):
+        row = torch.zeros(1, t0 + 1 + i)
+        row[0, cond + min(i, text - 1)] = 1.0
+        logits = guard.step(row, torch.zeros(1, 6600), 100 + i)
+    assert guard.complete and not any(d.alignment_repetition for d in guard.decisions)

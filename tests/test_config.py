@@ -40,6 +40,7 @@ def test_rtx4090_is_the_default_profile():
     c = load_config().config
     assert (c.planner.target_tokens, c.planner.max_tokens) == (96, 128)
     assert c.chunk_policy.name == "adaptive" and c.context_policy.name == "adaptive"
+    assert c.attention.name == "sdpa_aligned"  # SDPA speed, alignment guard kept
 
 
 def test_file_extends_profile_and_overrides_single_keys(tmp_path):

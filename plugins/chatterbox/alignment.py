@@ -8,6 +8,9 @@ text, and on token repetition. It is fed attention rows by whatever attention
 backend produced them (eager maps, or seqopt's SDPA-aligned kernel), installs
 no hooks and holds state for one generation only.
 
+Where upstream would crash (a text of at most 5 tokens, once complete, makes
+its repetition check reduce an empty tensor), the guard reports no repetition.
+
 Token repetition: upstream's comment says "3x same token in a row", but its
 check fires when the last *two* recorded tokens are equal (and at least three
 were recorded, the first being the start token). seqopt keeps upstream's
@@ -98,8 +101,11 @@ class AlignmentGuard:
             self.completed_at = frames
 
         long_tail = self.complete and bool(a[self.completed_at:, -3:].sum(dim=0).max() >= 5)
-        alignment_repetition = self.complete and bool(
-            a[self.completed_at:, :-5].max(dim=1).values.sum() > 5)
+        earlier = a[self.completed_at:, :-5]
+        # upstream raises here on texts of at most 5 tokens (an empty slice); no
+        # earlier text means no repetition of it
+        alignment_repetition = self.complete and earlier.numel() > 0 and bool(
+            earlier.max(dim=1).values.sum() > 5)
 
         if last_token is not None:
             self.recent_tokens = (self.recent_tokens + [int(last_token)])[-8:]
