@@ -377,7 +377,7 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
                   console=console, transient=True) as bar:
         task = bar.add_task("segments", total=len(plan.segments), chunks=0)
         chunks = 0
-        for chunk in pipe.stream(source):
+        for chunk in pipe.stream(source, plan):
             data = _pcm16(chunk.audio)
             frames += len(chunk.audio)
             if out is not None:

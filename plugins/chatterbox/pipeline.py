@@ -167,21 +167,22 @@ class Pipeline:
 
     # -- streaming ------------------------------------------------------------------
 
-    def stream(self, text: str) -> Iterator[AudioChunk]:
+    def stream(self, text: str, plan: SegmentPlan | None = None) -> Iterator[AudioChunk]:
         """Audio chunks of ``text`` in order, as soon as each is ready.
 
-        Planning errors (empty text, ...) are raised before anything is yielded.
-        Closing the generator early stops generation and frees its state.
+        ``plan`` reuses a plan the caller already made of this same text (its
+        planning time is then not in the run's wall time). Planning errors (empty
+        text, ...) are raised before anything is yielded. Closing the generator
+        early stops generation and frees its state; :attr:`last_metrics` then
+        holds the run's metrics.
         """
-        metrics = RunMetrics(GenerationEvent(SegmentPlan((), "", "", 0, 0), 0, 0, 0.0, 0.0, None))
-        return self._stream(text, metrics)
-
-    def _stream(self, text: str, metrics: RunMetrics) -> Iterator[AudioChunk]:
         started = time.perf_counter()
         device = self.engine.t3.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        plan = self.planner.plan(text)
+        if plan is None:
+            plan = self.planner.plan(text)
+        metrics = RunMetrics(GenerationEvent(plan, 0, 0, 0.0, 0.0, None))
         seed = self.engine.settings.seed
         generator = None
         if seed is not None:
@@ -318,10 +319,10 @@ class Pipeline:
 
     def synthesize(self, text: str) -> Synthesis:
         """The whole waveform of ``text`` (float32 mono) and the run's metrics."""
-        metrics = RunMetrics(GenerationEvent(SegmentPlan((), "", "", 0, 0), 0, 0, 0.0, 0.0, None))
-        parts = [c.audio for c in self._stream(text, metrics)]
+        parts = [c.audio for c in self.stream(text)]
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Synthesis(audio, SAMPLE_RATE, metrics)
+        assert self.last_metrics is not None
+        return Synthesis(audio, SAMPLE_RATE, self.last_metrics)
 
 
 def _snippet(text: str, width: int = 50) -> str:
