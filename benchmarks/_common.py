@@ -4,7 +4,7 @@
   ``--repeats``, ``--tokenizer``);
 * :func:`resolve_tokenizer`: ``--tokenizer``, else ``$SEQOPT_TOKENIZER``, else
   ``../shared/data/chatterbox_en_tokenizer.json`` next to the repository;
-* :func:`load_corpus` / :func:`build_text`: the texts in ``benchmarks/corpus``
+* :func:`load_corpus` / :func:`build_text`: the texts in ``seqopt_core/corpus``
   and texts of an exact byte size built from them;
 * :func:`environment`: device and versions, recorded in every JSON file;
 * :func:`time_interleaved` / :func:`summarize`: the timing loop and its statistics
@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -35,17 +34,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from seqopt_core.harness.memory import rss_bytes  # noqa: F401 (re-exported to the scripts)
+from seqopt_core.harness.stats import percentile, summarize  # noqa: F401 (re-exported to the scripts)
+from seqopt_core.harness.texts import CONTENT_CLASSES, corpus_text, paragraphs  # noqa: F401
+from seqopt_core.harness.texts import corpus_paragraphs as _corpus_paragraphs
+
 K = TypeVar("K")
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-CORPUS_DIR = BENCH_DIR / "corpus"
 RESULTS_DIR = BENCH_DIR / "results"
 TOKENIZER_ENV = "SEQOPT_TOKENIZER"
 DEFAULT_TOKENIZER = REPO_ROOT.parent / "shared" / "data" / "chatterbox_en_tokenizer.json"
-
-#: The content classes of the corpus, one file each, in round-robin order.
-CONTENT_CLASSES: tuple[str, ...] = ("book", "news", "conversational", "technical", "poetry")
 
 #: Text sizes the benchmarks use, in bytes of UTF-8 (1 KB = 1024 bytes).
 SIZES: dict[str, int] = {"1KB": 1024, "10KB": 10 * 1024, "100KB": 100 * 1024, "1MB": 1024 * 1024}
@@ -116,36 +116,12 @@ def check_repeats(value: int | None) -> int | None:
 
 def load_corpus(classes: Sequence[str] | None = None) -> dict[str, str]:
     """``{content class: text}`` for the corpus files, in :data:`CONTENT_CLASSES` order."""
-    out: dict[str, str] = {}
-    for cls in classes or CONTENT_CLASSES:
-        path = CORPUS_DIR / f"{cls}.txt"
-        if not path.is_file():
-            raise SystemExit(f"error: corpus file {path} is missing")
-        out[cls] = path.read_text(encoding="utf-8")
-    return out
-
-
-def paragraphs(text: str) -> list[str]:
-    """The blank-line separated paragraphs of ``text``, stripped, empty ones dropped."""
-    out, current = [], []
-    for line in text.splitlines():
-        if line.strip():
-            current.append(line.rstrip())
-        elif current:
-            out.append("\n".join(current).strip())
-            current = []
-    if current:
-        out.append("\n".join(current).strip())
-    return out
+    return {cls: corpus_text(cls) for cls in classes or CONTENT_CLASSES}
 
 
 def corpus_paragraphs(classes: Sequence[str] | None = None) -> list[str]:
     """All corpus paragraphs, round-robin over the classes (1st of each, 2nd of each, ...)."""
-    per_class = [paragraphs(t) for t in load_corpus(classes).values()]
-    out: list[str] = []
-    for i in range(max(len(p) for p in per_class)):
-        out.extend(p[i] for p in per_class if i < len(p))
-    return out
+    return _corpus_paragraphs(classes or CONTENT_CLASSES)
 
 
 def build_text(size_bytes: int, classes: Sequence[str] | None = None) -> str:
@@ -236,11 +212,6 @@ def _proc_kib(path: str, field: str) -> int | None:
 
 def _memory_bytes() -> int | None:
     return _proc_kib("/proc/meminfo", "MemTotal")
-
-
-def rss_bytes() -> int | None:
-    """The process's current resident set size (Linux), to show what peak RSS hides."""
-    return _proc_kib("/proc/self/status", "VmRSS")
 
 
 def _load_average() -> list[float] | None:
@@ -377,29 +348,6 @@ def time_interleaved(cases: dict[K, Callable[[], Any]], repeats: int, warmup: in
         if step:
             step(f"round {r + 1}/{repeats}")
     return {key: (samples[key], results[key]) for key in cases}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values``, linear interpolation between ranks."""
-    if not values:
-        return math.nan
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-def summarize(samples: Sequence[float]) -> dict[str, float | int]:
-    """Median, min, max and quartiles of timing ``samples`` (seconds)."""
-    return {
-        "n": len(samples),
-        "median": statistics.median(samples),
-        "min": min(samples),
-        "max": max(samples),
-        "q1": percentile(samples, 25),
-        "q3": percentile(samples, 75),
-    }
 
 
 def fmt_seconds(s: float) -> str:

@@ -27,11 +27,10 @@ weights' values.
 
 from __future__ import annotations
 
-import ctypes
+import gc
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,64 +42,7 @@ CONTEXTS = (200, 500, 1000, 2000)
 DECODE_STEPS = 5
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-
-def _mallinfo2():
-    """glibc's ``mallinfo2`` (2.33+), or None where it is not available."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _MallInfo2
-    return fn
-
-
-class PeakHeap:
-    """Peak of the bytes malloc has handed out (heap in use + mmapped chunks) while the
-    block runs, sampled every millisecond by a thread, above the level at the start.
-
-    Unlike the resident set size, this does not depend on whether freed memory was
-    returned to the system (glibc's dynamic mmap threshold keeps it), so the order
-    in which backends run does not bias it. Falls back to RSS without glibc.
-    """
-
-    def __init__(self, interval: float = 0.001) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._mallinfo = _mallinfo2()
-
-    def in_use(self) -> int:
-        if self._mallinfo is not None:
-            info = self._mallinfo()
-            return int(info.uordblks + info.hblkhd)
-        return common.rss_bytes() or 0
-
-    def __enter__(self) -> PeakHeap:
-        self.base = self.in_use()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.in_use())
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.in_use())
-
-    @property
-    def used(self) -> int:
-        return self.peak - self.base
+from seqopt_core.harness.memory import PeakHeap  # noqa: E402
 
 
 def backends(host, names):
@@ -112,6 +54,30 @@ def backends(host, names):
         else:
             print(f"- skipping {name}: {info.availability.reason}", file=sys.stderr)
     return out
+
+
+NO_ATTENTION = "seqopt_bench_no_attention"
+
+
+class NoAttention:
+    """A measuring device, not a backend: attention replaced by zeros (no scores, no
+    softmax, no weighted sum), everything else in T3 as it is. Its prefill time is
+    the floor that no attention backend can go below on this machine: the
+    projections and MLPs cost the same under every backend."""
+
+    attn_implementation = NO_ATTENTION
+    provides_alignment = False
+
+    def __init__(self) -> None:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+        def no_attention(module, query, key, value, attention_mask, **kwargs):
+            batch, heads, q_len, dim = query.shape
+            return query.new_zeros(batch, q_len, heads, dim), None
+
+        AttentionInterface.register(NO_ATTENTION, no_attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(NO_ATTENTION, sdpa_mask)
 
 
 def measure(t3, backend, context: int, device, torch):
@@ -167,12 +133,43 @@ def measure(t3, backend, context: int, device, torch):
     return prefill, peak, statistics.median(steps)
 
 
+def apply_memory_limit(gib: float | None) -> int | None:
+    """Cap the address space (RLIMIT_AS) at ``gib`` GiB (default: RAM minus 1.5 GiB); bytes or None."""
+    import resource
+
+    if gib == 0:
+        return None
+    if gib is None:
+        total = common._memory_bytes()
+        if not total:
+            return None
+        limit = int(total - 1.5 * 2**30)
+    else:
+        limit = int(gib * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return limit
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation (CPU ``can't allocate memory``, CUDA out of memory, MemoryError)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "allocate" in text
+
+
 def main() -> None:
     parser = common.base_parser("bench_attention", __doc__)
     parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (full size for real figures)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--contexts", type=int, nargs="+", default=None, help="context lengths")
     parser.add_argument("--backends", nargs="+", default=["eager", "sdpa", "sdpa_aligned", "flash_attention_2"])
+    parser.add_argument("--floor", action="store_true",
+                        help="also time T3 with attention replaced by zeros: the floor no attention "
+                             "backend can beat (prefill/eager of the floor bounds every backend's)")
+    parser.add_argument("--memory-limit-gib", type=float, default=None, metavar="GIB",
+                        help="CPU only: cap the process's address space (RLIMIT_AS) so that a backend "
+                             "that needs more memory than the machine has fails with an allocation error, "
+                             "recorded as 'out of memory', instead of waking the kernel's OOM killer "
+                             "(default: total RAM minus 1.5 GiB; 0: no cap)")
     args = parser.parse_args()
 
     import torch
@@ -192,9 +189,12 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory()
         checkpoint = Path(tmp.name)
         write_random_checkpoint(checkpoint, scale="tiny", tokenizer=common.resolve_tokenizer(args.tokenizer))
+    memory_limit = apply_memory_limit(args.memory_limit_gib) if device.type == "cpu" else None
     loaded = load_checkpoint(checkpoint, device=device)
     t3 = loaded.t3
     chosen = backends(make_host(), args.backends)
+    if args.floor:
+        chosen["no_attention (floor)"] = NoAttention()
     env = common.environment(device=str(device), torch=torch.__version__,
                              cuda_device=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                              checkpoint={"path": common.display_path(Path(checkpoint)),
@@ -207,15 +207,30 @@ def main() -> None:
         f"{loaded.arch.t3.hidden_size}, {loaded.scale_hint} checkpoint (random weights: noise, not speech)",
         f"contexts {list(contexts)}, CFG batch 2, {repeats} repeat(s) interleaved, decode = median of "
         f"{DECODE_STEPS} steps", "peak memory: " + ("CUDA max allocated above the start level" if device.type == "cuda"
-                                                else "peak malloc'd bytes above the start level (mallinfo2, sampled every ms)")])
+                                                else "peak malloc'd bytes above the start level (mallinfo2, sampled every ms)"),
+        f"address-space cap (RLIMIT_AS): {memory_limit / 2**30:.1f} GiB; a backend that needs more is "
+        "recorded as out of memory" if memory_limit else "no address-space cap"])
     samples: dict[tuple[int, str], list[tuple[float, int, float]]] = {}
+    out_of_memory: dict[tuple[int, str], str] = {}
     with common.progress(len(contexts) * repeats * len(chosen), "attention") as step:
         for context in contexts:
             for name, backend in chosen.items():  # warm-up, untimed
                 measure(t3, backend, min(context, 64), device, torch)
             for r in range(repeats):
                 for name, backend in chosen.items():  # interleaved: drift hits every backend
-                    samples.setdefault((context, name), []).append(measure(t3, backend, context, device, torch))
+                    if (context, name) in out_of_memory:  # it did not fit once; it will not fit now
+                        step(f"{context} tokens, {name}, round {r + 1}: skipped (out of memory before)")
+                        continue
+                    try:
+                        result = measure(t3, backend, context, device, torch)
+                    except (RuntimeError, MemoryError) as exc:
+                        if not is_out_of_memory(exc):
+                            raise
+                        out_of_memory[(context, name)] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                        gc.collect()
+                        step(f"{context} tokens, {name}, round {r + 1}: OUT OF MEMORY")
+                        continue
+                    samples.setdefault((context, name), []).append(result)
                     step(f"{context} tokens, {name}, round {r + 1}")
 
     rows, results = [], []
@@ -223,6 +238,10 @@ def main() -> None:
         base = samples.get((context, "eager"))
         sdpa = samples.get((context, "sdpa"))
         for name in chosen:
+            if (context, name) in out_of_memory:
+                results.append({"context": context, "backend": name, "out_of_memory": out_of_memory[(context, name)]})
+                rows.append([context, name, "out of memory", "-", "-", "-", "-", "-", "-"])
+                continue
             s = samples[(context, name)]
             prefill = statistics.median(x[0] for x in s)
             peak = statistics.median(x[1] for x in s)
@@ -246,8 +265,11 @@ def main() -> None:
         print(f"targets at 1,000 tokens, sdpa_aligned: prefill {t['prefill_vs_eager']:.2f}x eager (target <= 0.5), "
               f"peak {t['peak_vs_eager']:.2f}x eager (target <= 0.3), decode {t['decode_vs_sdpa']:.2f}x sdpa "
               "(target <= 1.05)")
+    for (context, name), why in out_of_memory.items():
+        print(f"{name} at {context} tokens: out of memory ({why})")
     common.write_json(args.out, "bench_attention", env,
                       {"contexts": list(contexts), "repeats": repeats, "decode_steps": DECODE_STEPS,
+                       "memory_limit_bytes": memory_limit,
                        "backends": {k: v.attn_implementation for k, v in chosen.items()}},
                       common.rounded(results))
     if tmp is not None:

@@ -25,7 +25,7 @@ engine=...)``. Both run with ``watermark = false`` (the Perth watermark costs
 the same per second of audio for both) and the same ``seed``.
 
 For texts of about 100, 500 and 2,000 characters (consecutive whole sentences of
-``benchmarks/corpus``, see :func:`corpus_text`) it runs, after one untimed
+``seqopt_core/corpus``, see :func:`corpus_text`) it runs, after one untimed
 warm-up of a short text per profile, ``baseline`` then ``rtx4090`` for each
 text, ``--repeats`` times (A B A B), and reports per text and profile:
 time to first audio (TTFA), real-time factor (RTF = wall / audio seconds, pauses
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             f"synthesis for both profiles: watermark=false, seed={args.seed}, benchmark length mode "
             f"{args.tokens_per_text_token:g} speech tokens per text token (stop token ignored; "
             "max_new_tokens does not apply in this mode)",
-            f"texts: about {', '.join(map(str, chars_list))} characters of benchmarks/corpus "
+            f"texts: about {', '.join(map(str, chars_list))} characters of seqopt_core/corpus "
             f"(actual: {', '.join(str(len(texts[n])) for n in chars_list)}), whole sentences; "
             f"warm-up: {len(warmup_text)} characters per profile, untimed; {repeats} repeat(s), "
             "baseline then rtx4090 for each text",

@@ -7,7 +7,7 @@ Run from the repository root (a few seconds)::
 
     python benchmarks/bench_estimator.py --quick         # smoke test
 
-For each content class of ``benchmarks/corpus`` (and all of them pooled) it
+For each content class of ``seqopt_core/corpus`` (and all of them pooled) it
 compares ``ratio`` (``--chars-per-token``, default 1.6: the design report's
 hypothesis) with the exact count, on
 

@@ -8,7 +8,7 @@ Run from the repository root (the full run takes a few minutes on 2 cores)::
     python benchmarks/bench_planning.py --quick          # smoke test, a few seconds
 
 For every enabled splitter and every text size (1 KB, 10 KB, 100 KB, 1 MB,
-built from ``benchmarks/corpus`` by ``_common.build_text``) it measures
+built from ``seqopt_core/corpus`` by ``_common.build_text``) it measures
 
 * splitter throughput: ``split_sentences(text, splitter, name)`` (paragraphs,
   then the splitter, then the contract check), in MB/s (1 MB = 2**20 bytes)

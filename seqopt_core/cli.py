@@ -15,26 +15,14 @@ from typing import Any
 
 import click
 
-from .errors import SeqoptError, TextDecodeError
+from .errors import SeqoptError
+from .text import decode_utf8
 
 PROGRESS_MIN_CHARS = 200_000
 TABLE_ROW_LIMIT = 200
 
 
 # --- input ------------------------------------------------------------------------
-
-
-def decode_utf8(data: bytes, name: str) -> str:
-    """``data`` as text; invalid UTF-8 is a :class:`TextDecodeError` naming the place."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise TextDecodeError(
-            f"{name} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
-            f"(line {line}). Convert it to UTF-8 first, e.g. "
-            f"iconv -f latin1 -t utf-8 {name} > converted.txt"
-        ) from None
 
 
 def read_input(text: str | None, file: str | None) -> str:
@@ -399,6 +387,122 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
                f"{_plural(g.chunks, 'chunk')}; TTFA {ttfa}, RTF {g.rtf:.2f}, "
                f"{metrics.speech_tokens_per_second:.1f} speech tokens/s, wall {g.wall_seconds:.1f} s",
                err=True)
+
+
+def _int_list(value: str | None, option: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers, e.g. 32,128,512; got {value!r}",
+                                 param_hint=option) from None
+    bad = [n for n in out if not 1 <= n <= 2048]
+    if bad or not out:
+        raise click.BadParameter(f"token lengths must be between 1 and 2048, got {value!r}", param_hint=option)
+    return out
+
+
+class _RichProgress:
+    """A comparison's progress on a rich progress bar (work units calibrated to seconds)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task = bar.add_task("starting", total=None)
+
+    def start(self, total: float, description: str) -> None:
+        self.bar.reset(self.task, total=total, completed=0, description=description)
+
+    def advance(self, units: float, description: str) -> None:
+        self.bar.update(self.task, advance=units, description=description)
+
+
+@main.command()
+@click.option("-f", "--file", "files", metavar="FILE", multiple=True, type=click.Path(),
+              help="a text of yours to compare on (repeatable); UTF-8")
+@click.option("--profiles", metavar="A,B", help="built-in profiles to compare, comma-separated "
+              "(default baseline,rtx4090 unless --config is given)")
+@click.option("--config", "configs", metavar="FILE", multiple=True, type=click.Path(),
+              help="a config file to compare (repeatable); with --profiles, the files come after them")
+@click.option("--lengths", metavar="N,N", help="the sequence-length matrix: texts of these many tokens "
+              "cut from the built-in corpus (default, with no -f: 32,64,128,256,512,1024)")
+@click.option("--classes", metavar="C,C", help="content-class texts from the built-in corpus: "
+              "book,news,conversational,technical,poetry or 'all' (default, with no -f: all)")
+@click.option("--class-tokens", type=click.IntRange(8, 2048), default=256, show_default=True,
+              help="tokens of each content-class text")
+@click.option("--checkpoint", metavar="DIR", type=click.Path(),
+              help="local checkpoint folder for every configuration (default: the configs' own, "
+              "else download ResembleAI/chatterbox)")
+@click.option("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="timed runs per text and configuration")
+@click.option("--seed", type=int, default=0, show_default=True, help="sampling seed for every run")
+@click.option("--tokens-per-text-token", type=click.FloatRange(min=0, min_open=True), metavar="R",
+              help="benchmark length mode: exactly R speech tokens per text token, stop token "
+              "ignored (default: 1.0 with a random-weight checkpoint, else off)")
+@click.option("--no-warmup", is_flag=True, help="skip the untimed warm-up run of each configuration")
+@click.option("--no-plots", is_flag=True, help="write only the JSON and the Markdown report")
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default="seqopt-compare",
+              show_default=True, help="folder for comparison.json, report.md and the PNG plots")
+def compare(files, profiles, configs, lengths, classes, class_tokens, checkpoint, device, repeats, seed,
+            tokens_per_text_token, no_warmup, no_plots, out_dir):
+    """Compare pipeline configurations on the same texts, side by side.
+
+    Loads the model once, runs every configuration on every text in this one
+    process, interleaved (A B A B ...) after an untimed warm-up, and writes
+    medians, spread and the ratio of each configuration to the first (the
+    reference) as JSON, a Markdown report and PNG plots.
+    """
+    from . import harness
+
+    _engine_modules()
+    names = [p.strip() for p in profiles.split(",") if p.strip()] if profiles else []
+    if not names and not configs:
+        names = ["baseline", "rtx4090"]
+    contenders = harness.contenders_from(names, configs)
+    length_list = _int_list(lengths, "--lengths")
+    if classes is None:
+        class_list = [] if files or length_list else list(harness.CONTENT_CLASSES)
+    elif classes.strip() == "all":
+        class_list = list(harness.CONTENT_CLASSES)
+    else:
+        class_list = [c.strip() for c in classes.split(",") if c.strip()]
+        unknown = sorted(set(class_list) - set(harness.CONTENT_CLASSES))
+        if unknown:
+            raise click.BadParameter(f"unknown content class(es) {', '.join(unknown)}; choose from "
+                                     f"{', '.join(harness.CONTENT_CLASSES)} or all", param_hint="--classes")
+    if length_list is None and not files and classes is None:
+        length_list = list(harness.DEFAULT_LENGTHS)
+    console = _stderr_console()
+    with console.status("loading the model"):
+        runner = harness.ComparisonRunner(contenders, checkpoint=checkpoint, device=device, seed=seed,
+                                          tokens_per_text_token=tokens_per_text_token)
+    if runner.random_weights:
+        console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, not "
+                      f"speech; every segment gets {runner.tokens_per_text_token:g} speech tokens per "
+                      "text token (benchmark length mode)")
+    texts = (harness.file_texts(files, runner.exact) + harness.length_matrix(length_list or [], runner.exact)
+             + harness.class_texts(class_list, runner.exact, class_tokens))
+    warmup = None if no_warmup else harness.warmup_text(runner.exact)
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console.print(f"comparing {', '.join(c.name for c in contenders)} on {_plural(len(texts), 'text')}, "
+                  f"{repeats} run(s) each, on {runner.device}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console) as bar:
+        result = runner.run(texts, repeats=repeats, warmup=warmup, progress=_RichProgress(bar))
+    written = harness.write_report(result, out_dir, plots=not no_plots)
+    rat = harness.ratios(result)
+    for text in result.texts:
+        for name in [c["name"] for c in result.contenders[1:]]:
+            r = rat[text.id][name]
+            parts = [f"{label} {r[m]['median']:.2f}x" for m, label in
+                     (("time_to_first_audio", "TTFA"), ("rtf", "RTF"), ("peak_memory_bytes", "memory"))
+                     if r[m]]
+            click.echo(f"{text.id} ({text.tokens} tokens): {name}/{result.reference} " + ", ".join(parts))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 
 def _plural(n: int, word: str) -> str:

@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, SeqoptError
 from .planner import PlannerSettings
@@ -89,6 +89,10 @@ class LengthGuardConfig(BaseModel):
     max_ratio: float = Field(8.0, gt=0)
 
 
+#: Largest ``synthesis.batch_size`` a config may ask for.
+MAX_BATCH_SIZE = 256
+
+
 class SynthesisConfig(BaseModel):
     """The ``[synthesis]`` table: how the Chatterbox engine turns segments into audio.
 
@@ -129,6 +133,24 @@ class SynthesisConfig(BaseModel):
         description="silence after a segment, by the boundary it ends on")
     watermark: bool = Field(True, description="apply the Perth watermark, as upstream")
     seed: int | None = Field(None, description="seed for sampling (reproducible runs)")
+    batch_size: int | Literal["auto"] = Field(
+        "auto", description="segments generated together by T3 (batched synthesis): a number "
+        f"from 1 (one after another) to {MAX_BATCH_SIZE}, or auto (from the device's free "
+        "memory, at most 8 on a CPU, 32 on a GPU)")
+    lookahead: bool = Field(
+        True, description="streaming: the first segment alone (time to first audio as "
+        "unbatched), the following ones in batches ahead of playback")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be 'auto' or a whole number from 1 to "
+                             f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to generate segments one "
+                             "after another")
+        return value
 
     @model_validator(mode="after")
     def _known_boundaries(self) -> SynthesisConfig:

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from .errors import InvalidTextError
+from .errors import InvalidTextError, TextDecodeError
 from .types import Span
 
 # A blank line (only horizontal whitespace between two line breaks) ends a paragraph.
@@ -152,3 +152,16 @@ def check_sentence_spans(text: str, spans: Sequence[Span], who: str) -> None:
         pos = s.end
     if text[pos:].strip():
         raise ValueError(f"splitter {who!r} skipped text at the end: {text[pos:]!r}")
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """``data`` as text; invalid UTF-8 is a :class:`TextDecodeError` naming the place."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TextDecodeError(
+            f"{name} is not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}). Convert it to UTF-8 first, e.g. "
+            f"iconv -f latin1 -t utf-8 {name} > converted.txt"
+        ) from None

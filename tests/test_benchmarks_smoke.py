@@ -21,3 +21,18 @@ def test_benchmark_quick_mode(script, tmp_path, tokenizer_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["environment"]["python"] and "|" in done.stdout  # a table was printed
+
+
+def test_bench_batch_quick_mode(tmp_path, tokenizer_path):
+    """Batched synthesis benchmark on the tiny checkpoint: every mode's tokens equal sequential."""
+    out = tmp_path / "batch.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_batch.py"), "--quick", "--out",
+                           str(out), "--tokenizer", str(tokenizer_path), "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["environment"]["python"] and "|" in done.stdout
+    modes = data["results"]["modes"]
+    assert set(modes) == {"sequential", "B=2", "B=4", "B=8"}
+    assert all(m["equal_to_sequential"] for m in modes.values())
+    assert set(data["results"]["time_to_first_audio"]) == {"plain", "lookahead"}

@@ -14,7 +14,9 @@ of named attention functions, not a patch of any model):
 
 Weights are recorded only while an :class:`AttentionTap` is active
 (:func:`tapping`), for the first batch row (the conditional row under CFG, as
-upstream's analyzer reads). Outside a tap both behave exactly like eager and
+upstream's analyzer reads), or, when the tap names ``rows`` (batched synthesis:
+one conditional row per segment), for each of those rows; the model's mask is
+applied per row, so left padding gets no weight. Outside a tap both behave exactly like eager and
 SDPA. Selecting them on a model is done per generation by the engine, which
 restores the previous implementation afterwards.
 """
@@ -44,6 +46,10 @@ class AttentionTap:
     keep_all_layers: bool = False
     latest: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
     layer_maps: dict[int, torch.Tensor] = field(default_factory=dict)
+    #: Batch rows to record. ``None`` (one segment): row 0 only, and ``latest``
+    #: holds ``(q_len, k_len)`` maps. A tuple (batched segments): ``latest`` holds
+    #: ``(len(rows), q_len, k_len)``, one map per named row, in that order.
+    rows: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.by_layer: dict[int, list[int]] = {}
@@ -58,6 +64,10 @@ class AttentionTap:
                                "attention implementation one that records (seqopt_eager, "
                                "seqopt_sdpa_aligned)?")
         return torch.stack([self.latest[h] for h in self.heads]).mean(dim=0)
+
+    def record(self, layer: int, head: int, weights: torch.Tensor) -> None:
+        """Store ``weights`` (``(rows, q, k)``, one map per recorded row) for ``(layer, head)``."""
+        self.latest[(layer, head)] = weights[0] if self.rows is None else weights
 
 
 _ACTIVE: ContextVar[AttentionTap | None] = ContextVar("seqopt_attention_tap", default=None)
@@ -80,27 +90,39 @@ def check_heads(heads: Sequence[tuple[int, int]], layers: int, n_heads: int) -> 
                          f"{n_heads} heads")
 
 
+def _mask_rows(attention_mask: torch.Tensor, rows: list[int], k_len: int) -> torch.Tensor:
+    """The model's 4-D mask for ``rows`` (a mask broadcast over the batch serves every row)."""
+    mask = attention_mask[..., :k_len]
+    return mask[rows] if mask.size(0) > 1 else mask.expand(len(rows), *mask.shape[1:])
+
+
 def aligned_weights(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                     attention_mask: torch.Tensor | None, scaling: float,
-                    heads: Sequence[int]) -> torch.Tensor:
-    """Attention weights of ``heads`` for batch row 0, ``(len(heads), q_len, k_len)``, float32.
+                    heads: Sequence[int], rows: Sequence[int] | None = None) -> torch.Tensor:
+    """Attention weights of ``heads``, float32.
+
+    ``rows=None``: batch row 0, ``(len(heads), q_len, k_len)``. Otherwise those
+    batch rows, ``(len(rows), len(heads), q_len, k_len)``, each masked with its
+    own row of the model's mask (left padding gets no weight).
 
     ``query`` is ``(B, H, q, d)`` after RoPE, ``key`` the layer's full (cached) keys
     ``(B, H_kv, k, d)``. The mask is the model's (or, when SDPA got none, causal).
     """
     groups = getattr(module, "num_key_value_groups", 1)
-    q = query[:1, list(heads)].float()
-    k = key[:1, [h // groups for h in heads]].float()
+    picked = [0] if rows is None else list(rows)
+    q = query[picked][:, list(heads)].float()
+    k = key[picked][:, [h // groups for h in heads]].float()
     scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
     q_len, k_len = scores.shape[-2:]
     if attention_mask is not None and attention_mask.dtype != torch.bool:
-        scores = scores + attention_mask[:1, :, :, :k_len].float()
+        scores = scores + _mask_rows(attention_mask, picked, k_len).float()
     elif attention_mask is not None:
-        scores = scores.masked_fill(~attention_mask[:1, :, :, :k_len], float("-inf"))
+        scores = scores.masked_fill(~_mask_rows(attention_mask, picked, k_len), float("-inf"))
     elif q_len > 1:
         causal = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).triu(k_len - q_len + 1)
         scores = scores.masked_fill(causal, float("-inf"))
-    return torch.softmax(scores, dim=-1)[0]
+    weights = torch.softmax(scores, dim=-1)
+    return weights[0] if rows is None else weights
 
 
 def _sdpa_aligned(module, query, key, value, attention_mask, **kwargs):
@@ -112,9 +134,10 @@ def _sdpa_aligned(module, query, key, value, attention_mask, **kwargs):
         heads = tap.by_layer.get(module.layer_idx)
         if heads:
             scaling = kwargs.get("scaling") or module.scaling
-            weights = aligned_weights(module, query, key, attention_mask, scaling, heads)
+            weights = aligned_weights(module, query, key, attention_mask, scaling, heads,
+                                      rows=tap.rows if tap.rows is not None else (0,))
             for i, head in enumerate(heads):
-                tap.latest[(module.layer_idx, head)] = weights[i]
+                tap.record(module.layer_idx, head, weights[:, i])
     return out, None
 
 
@@ -126,8 +149,9 @@ def _eager_maps(module, query, key, value, attention_mask, **kwargs):
     if tap is not None:
         if tap.keep_all_layers:
             tap.layer_maps[module.layer_idx] = weights
+        rows = list(tap.rows) if tap.rows is not None else [0]
         for head in tap.by_layer.get(module.layer_idx, ()):
-            tap.latest[(module.layer_idx, head)] = weights[0, head].float()
+            tap.record(module.layer_idx, head, weights[rows, head].float())
     return out, weights
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +25,20 @@ from seqopt_core.config import SynthesisConfig
 from seqopt_core.types import Segment
 
 from .checkpoint import CHECKPOINT_FILES, LoadedCheckpoint, load_checkpoint
+from .t3_batch import (
+    COND_TOKENS_BOUND,
+    BatchedSpeechTokenLoop,
+    BatchItem,
+    auto_batch_size,
+    free_memory_bytes,
+    kv_cache_bytes_per_row,
+)
 from .t3_stream import (
     AlignmentOptions,
     LengthLimits,
     SamplingOptions,
     SpeechTokenLoop,
+    stop_reason,
     text_token_tensor,
 )
 from .vocoder import SAMPLE_RATE, ChunkVocoder, decodable
@@ -114,8 +123,19 @@ class SegmentResult:
     """What the engine knows once a segment's stream is exhausted."""
 
     speech_tokens: list[int] = field(default_factory=list)
-    stopped_by: str = "stop_token"  # or "length_limit", "benchmark_length"
+    stopped_by: str = "stop_token"  # or "length_limit", "benchmark_length", "alignment_guard"
     text_tokens: int = 0
+    #: T3 time spent on this segment (a batch's time shared by its segments' tokens).
+    generate_seconds: float = 0.0
+
+
+def alignment_options(attention: Any) -> AlignmentOptions | None:
+    """The alignment guard's settings if the attention backend provides alignment."""
+    if not getattr(attention, "provides_alignment", False):
+        return None
+    return AlignmentOptions(tuple(tuple(h) for h in attention.aligned_heads),
+                            getattr(attention, "repetition_run", 2),
+                            getattr(attention, "keep_all_layers", False))
 
 
 class ChatterboxEngine:
@@ -128,6 +148,7 @@ class ChatterboxEngine:
         self.s3gen = loaded.s3gen
         self.tokenizer = loaded.tokenizer
         self._loop = SpeechTokenLoop(self.t3)
+        self._batch_loop = BatchedSpeechTokenLoop(self.t3)
         self._watermarker: Any = None
         if settings.voice:
             self.conds = self._voice_conditionals(settings.voice, settings.exaggeration)
@@ -225,54 +246,101 @@ class ChatterboxEngine:
         receives the speech tokens and why generation stopped.
         """
         result = result if result is not None else SegmentResult()
-        cfg = self.settings.cfg_weight > 0
-        text = text_token_tensor(self.tokenizer, segment.text, cfg=cfg, device=self.t3.device,
-                                 start_token=self.t3.hp.start_text_token,
-                                 stop_token=self.t3.hp.stop_text_token)
+        text = self.text_tokens(segment)
         result.text_tokens = int(text.size(-1))
         limits = self.length_limits(result.text_tokens)
-        seed = self.settings.seed
-        vocoder = ChunkVocoder(self.s3gen, self.conds.gen, crossfade_ms=self.settings.crossfade_ms,
-                               seed=None if seed is None else seed * 7919 + segment.index)
         t3_cond = self.t3_conditionals(prompt_tokens)
-        alignment = None
-        if getattr(attention, "provides_alignment", False):
-            alignment = AlignmentOptions(tuple(tuple(h) for h in attention.aligned_heads),
-                                         getattr(attention, "repetition_run", 2),
-                                         getattr(attention, "keep_all_layers", False))
-        guard = self.settings.length_guard
-        length_guard = (guard.min_ratio, guard.max_ratio) if guard is not None else None
+        alignment = alignment_options(attention)
         with attention_implementation(self.t3, attention.attn_implementation):
             tokens = self._loop.tokens(t3_cond, text, sampling=self.sampling, limits=limits,
                                        generator=generator, alignment=alignment,
-                                       length_guard=length_guard)
-            pending: list[int] = []
-            chunk_index = 0
-            started = time.perf_counter()
+                                       length_guard=self._length_guard())
+            chunks = _SegmentChunks(self, segment, result, chunk_size, context_window)
             try:
-                for token in tokens:
-                    result.speech_tokens.append(token)
-                    pending.append(token)
-                    if len(pending) < chunk_size(chunk_index):
-                        continue
-                    yield self._decode(vocoder, pending, chunk_index, context_window(chunk_index),
-                                       time.perf_counter() - started, last=False)
-                    pending, chunk_index = [], chunk_index + 1
-                    started = time.perf_counter()
+                yield from chunks.feed(tokens)
             finally:
                 tokens.close()  # releases the KV cache when the caller stops early
-            n = len(result.speech_tokens)
-            if limits.ignore_stop:
-                result.stopped_by = "benchmark_length"
-            elif n >= limits.max_new_tokens:
-                result.stopped_by = "length_limit"
-            elif self._loop.last_guard is not None and any(
-                    d.forced_stop for d in self._loop.last_guard.decisions[-1:]):
-                result.stopped_by = "alignment_guard"
-            last = self._decode(vocoder, pending, chunk_index, context_window(chunk_index),
-                                time.perf_counter() - started, last=True)
-            last.audio = np.concatenate([last.audio, vocoder.flush()])
-            yield last
+            result.stopped_by = stop_reason(len(result.speech_tokens), limits, self._loop.last_guard)
+            yield chunks.finish()
+
+    # -- batched synthesis -----------------------------------------------------------
+
+    def kv_bytes_per_segment(self, segment: Segment) -> int:
+        """KV-cache bytes one segment needs in a batch, at its longest: its rows (2
+        under CFG) x :func:`.t3_batch.kv_cache_bytes_per_row` over conditioning, text
+        and the most speech tokens it may generate."""
+        limit = self.length_limits(segment.tokens).max_new_tokens
+        tokens = COND_TOKENS_BOUND + segment.tokens + 2 + limit
+        rows = 2 if self.settings.cfg_weight > 0 else 1
+        return rows * kv_cache_bytes_per_row(self.t3.tfmr.config, next(self.t3.tfmr.parameters()).dtype, tokens)
+
+    def batch_size(self, segments: Sequence[Segment]) -> int:
+        """Segments per batch for ``segments``: ``synthesis.batch_size`` if a number,
+        else (``auto``) as many of the longest segment's KV caches as fit in the
+        device's free memory (see :func:`.t3_batch.auto_batch_size`)."""
+        setting = self.settings.batch_size
+        if setting != "auto":
+            return int(setting)
+        if not segments:
+            return 1
+        device = self.t3.device
+        need = max(self.kv_bytes_per_segment(s) for s in segments)
+        return auto_batch_size(free_memory_bytes(device), need, device_type=device.type)
+
+    def generate_batch(self, segments: Sequence[Segment], *, attention: Any,
+                       generators: Sequence[torch.Generator | None]) -> list[SegmentResult]:
+        """Speech tokens of ``segments`` generated together (one batch), in order.
+
+        Each segment gets exactly the tokens :meth:`segment_chunks` would sample for
+        it with the same generator (same voice, no cross-segment prompt). The
+        batch's time is shared among the segments by their token counts.
+        """
+        started = time.perf_counter()
+        items, results = [], []
+        for segment, generator in zip(segments, generators, strict=True):
+            text = self.text_tokens(segment)
+            result = SegmentResult(text_tokens=int(text.size(-1)))
+            results.append(result)
+            items.append(BatchItem(self.t3_conditionals(None), text,
+                                   self.length_limits(result.text_tokens), generator,
+                                   self._length_guard()))
+        with attention_implementation(self.t3, attention.attn_implementation):
+            rows = self._batch_loop.generate(items, sampling=self.sampling,
+                                             alignment=alignment_options(attention))
+        spent = time.perf_counter() - started
+        total = sum(len(r.tokens) for r in rows) or 1
+        for result, row in zip(results, rows):
+            result.speech_tokens = row.tokens
+            result.stopped_by = row.stopped_by
+            result.generate_seconds = spent * len(row.tokens) / total
+        return results
+
+    def decoded_chunks(self, segment: Segment, result: SegmentResult, *, chunk_size: Any,
+                       context_window: Any) -> Iterator[EngineChunk]:
+        """The audio of tokens generated earlier (:meth:`generate_batch`), chunk by
+        chunk exactly as :meth:`segment_chunks` cuts and decodes them, so the audio
+        is the same as if the segment had been streamed alone."""
+        tokens = list(result.speech_tokens)
+        rate = result.generate_seconds / len(tokens) if tokens else 0.0
+        replay = SegmentResult(text_tokens=result.text_tokens)
+        chunks = _SegmentChunks(self, segment, replay, chunk_size, context_window, rate)
+        yield from chunks.feed(tokens)
+        yield chunks.finish()
+
+    def text_tokens(self, segment: Segment) -> torch.Tensor:
+        """What T3 gets for ``segment``: its text tokens, two rows under CFG."""
+        return text_token_tensor(self.tokenizer, segment.text, cfg=self.settings.cfg_weight > 0,
+                                 device=self.t3.device, start_token=self.t3.hp.start_text_token,
+                                 stop_token=self.t3.hp.stop_text_token)
+
+    def _length_guard(self) -> tuple[float, float] | None:
+        guard = self.settings.length_guard
+        return (guard.min_ratio, guard.max_ratio) if guard is not None else None
+
+    def _vocoder(self, segment: Segment) -> ChunkVocoder:
+        seed = self.settings.seed
+        return ChunkVocoder(self.s3gen, self.conds.gen, crossfade_ms=self.settings.crossfade_ms,
+                            seed=None if seed is None else seed * 7919 + segment.index)
 
     def _decode(self, vocoder: ChunkVocoder, pending: list[int], chunk_index: int, context: int,
                 generate_seconds: float, *, last: bool) -> EngineChunk:
@@ -280,3 +348,49 @@ class ChatterboxEngine:
         audio = self._watermark(vocoder.decode(decodable(pending), context))
         return EngineChunk(audio, chunk_index, len(pending), generate_seconds,
                            time.perf_counter() - t0, is_last=last)
+
+
+class _SegmentChunks:
+    """Cuts one segment's speech tokens into chunks as the policies say and decodes
+    each with the segment's own vocoder: :meth:`feed` yields every full chunk,
+    :meth:`finish` the last one with the held-back tail.
+
+    ``seconds_per_token`` is for tokens generated earlier (in a batch): a chunk's
+    generation time is then its share of the batch, not the time spent waiting
+    for the tokens here.
+    """
+
+    def __init__(self, engine: ChatterboxEngine, segment: Segment, result: SegmentResult,
+                 chunk_size: Any, context_window: Any, seconds_per_token: float | None = None) -> None:
+        self.engine = engine
+        self.result = result
+        self.chunk_size = chunk_size
+        self.context_window = context_window
+        self.rate = seconds_per_token
+        self.vocoder = engine._vocoder(segment)
+        self.pending: list[int] = []
+        self.chunk_index = 0
+        self.started = time.perf_counter()
+
+    def _spent(self) -> float:
+        if self.rate is not None:
+            return self.rate * len(self.pending)
+        return time.perf_counter() - self.started
+
+    def feed(self, tokens: Iterable[int]) -> Iterator[EngineChunk]:
+        for token in tokens:
+            self.result.speech_tokens.append(token)
+            self.pending.append(token)
+            if len(self.pending) < self.chunk_size(self.chunk_index):
+                continue
+            yield self.engine._decode(self.vocoder, self.pending, self.chunk_index,
+                                      self.context_window(self.chunk_index), self._spent(), last=False)
+            self.pending = []
+            self.chunk_index += 1
+            self.started = time.perf_counter()
+
+    def finish(self) -> EngineChunk:
+        last = self.engine._decode(self.vocoder, self.pending, self.chunk_index,
+                                   self.context_window(self.chunk_index), self._spent(), last=True)
+        last.audio = np.concatenate([last.audio, self.vocoder.flush()])
+        return last

@@ -19,6 +19,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from seqopt_core.types import (
 )
 
 from .engine import ChatterboxEngine, EngineChunk, SegmentResult, SynthesisError
+from .t3_batch import BatchOutOfMemory, is_out_of_memory, ramp_sizes, shrinking_batches
 from .vocoder import SAMPLE_RATE, TOKENS_PER_SECOND
 
 #: Smallest target the retry may re-plan a failed segment to.
@@ -66,6 +68,8 @@ class RunMetrics:
     segments: list[SegmentEvent] = field(default_factory=list)
     chunks: list[ChunkEvent] = field(default_factory=list)
     sequence: SequenceOptimizationMetrics | None = None
+    #: The speech token ids T3 sampled for each finished segment, in segment order.
+    segment_speech_tokens: list[list[int]] = field(default_factory=list)
 
     @property
     def speech_tokens(self) -> int:
@@ -175,7 +179,17 @@ class Pipeline:
         text, ...) are raised before anything is yielded. Closing the generator
         early stops generation and frees its state; :attr:`last_metrics` then
         holds the run's metrics.
+
+        With batched synthesis (``synthesis.batch_size`` above 1) and
+        ``synthesis.lookahead`` (default), the first segment is generated alone and
+        streamed chunk by chunk (time to first audio as without batching), and
+        the following segments are generated in batches of 2, 4, ... up to the
+        batch size before their audio is decoded, in order. Without look-ahead
+        every batch has the full size.
         """
+        return self._run(text, plan, first_alone=self.engine.settings.lookahead)
+
+    def _run(self, text: str, plan: SegmentPlan | None, *, first_alone: bool) -> Iterator[AudioChunk]:
         started = time.perf_counter()
         device = self.engine.t3.device
         if device.type == "cuda":
@@ -183,19 +197,14 @@ class Pipeline:
         if plan is None:
             plan = self.planner.plan(text)
         metrics = RunMetrics(GenerationEvent(plan, 0, 0, 0.0, 0.0, None))
-        seed = self.engine.settings.seed
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device).manual_seed(seed)
         history: list[list[int]] = []
         audio_seconds, first_audio, chunk_count = 0.0, None, 0
         completed = False
+        sources = self._sources(plan, history, first_alone=first_alone)
         try:
-            for segment in plan.segments:
+            for segment, pieces, result in sources:
                 seg_started = time.perf_counter()
                 seg_chunks, seg_tokens, seg_audio = 0, 0, 0.0
-                result = SegmentResult()
-                pieces = self._segment_audio(segment, history, generator, result)
                 for chunk in pieces:
                     now = time.perf_counter()
                     if first_audio is None and len(chunk.audio):
@@ -217,12 +226,16 @@ class Pipeline:
                     self.host.chunk_emitted(event)
                     yield AudioChunk(audio, SAMPLE_RATE, segment, event, chunk.is_last, pause)
                 history.append(result.speech_tokens)
-                seg_event = SegmentEvent(segment, seg_chunks, seg_tokens, seg_audio,
-                                         time.perf_counter() - seg_started, result.stopped_by)
+                metrics.segment_speech_tokens.append(list(result.speech_tokens))
+                # a batched segment's T3 time was spent before its audio: count its share
+                wall = time.perf_counter() - seg_started + result.generate_seconds
+                seg_event = SegmentEvent(segment, seg_chunks, seg_tokens, seg_audio, wall,
+                                         result.stopped_by)
                 metrics.segments.append(seg_event)
                 self.host.segment_finished(seg_event)
             completed = True
         finally:
+            sources.close()  # an early close drops any batch generated ahead
             wall = time.perf_counter() - started
             metrics.sequence = self._sequence_metrics(text, plan, metrics)
             tokens = sum(s.speech_tokens for s in metrics.segments)
@@ -235,6 +248,86 @@ class Pipeline:
                 _peak_memory(device), completed, extra)
             self.last_metrics = metrics
             self.host.generation_finished(metrics.generation)
+
+    # -- where each segment's chunks come from ------------------------------------------
+
+    def _generator(self, segment: Segment) -> torch.Generator | None:
+        """The segment's own sampling generator (seeded from ``synthesis.seed`` and the
+        segment's index), so its tokens do not depend on which segments share its batch."""
+        seed = self.engine.settings.seed
+        if seed is None:
+            return None
+        return torch.Generator(device=self.engine.t3.device).manual_seed(segment_seed(seed, segment.index))
+
+    def batching(self, plan: SegmentPlan) -> int:
+        """Segments per T3 batch for ``plan``: 1 (one after another) when batching is
+        off, the plan has one segment, or the ``segment_context`` strategy makes each
+        segment depend on the previous one's tokens (``speech_tail``)."""
+        if len(plan.segments) < 2 or not independent_segments(self.segment_context):
+            return 1
+        return self.engine.batch_size(plan.segments)
+
+    def _sources(self, plan: SegmentPlan, history: list[list[int]], *,
+                 first_alone: bool) -> Iterator[tuple[Segment, Iterator[EngineChunk], SegmentResult]]:
+        """Each segment in order, with the iterator of its chunks and its result.
+
+        The caller exhausts each segment's chunks before asking for the next one,
+        so ``history`` is up to date for sequential segments.
+        """
+        segments = list(plan.segments)
+        batch_size = self.batching(plan)
+        if batch_size <= 1:
+            for segment in segments:
+                result = SegmentResult()
+                yield segment, self._segment_audio(segment, history, self._generator(segment), result), result
+            return
+        if first_alone:  # streamed as it is generated: time to first audio as unbatched
+            result = SegmentResult()
+            first = segments.pop(0)
+            yield first, self._segment_audio(first, history, self._generator(first), result), result
+        runs = shrinking_batches(segments, batch_size, self._generate_batch,
+                                 sizes=ramp_sizes(batch_size) if first_alone else None,
+                                 is_oom=self.is_out_of_memory)
+        try:
+            for run in runs:
+                for segment, batched in zip(run.items, run.results):
+                    if batched is None:  # the batch failed: one at a time, with retry and split
+                        result = SegmentResult()
+                        yield segment, self._segment_audio(segment, history, self._generator(segment),
+                                                           result), result
+                        continue
+                    n, idx = segment.tokens, segment.index
+                    chunks = self.engine.decoded_chunks(
+                        segment, batched,
+                        chunk_size=lambda c, n=n, idx=idx: self.chunk_policy.chunk_size(n, c, idx),
+                        context_window=lambda c, n=n, idx=idx: self.context_policy.context_window(n, c, idx))
+                    yield segment, chunks, batched
+        except BatchOutOfMemory as exc:
+            segment = exc.item
+            raise SynthesisError(
+                f"segment {segment.index} ({_snippet(segment.text)}) ran out of memory even in a "
+                f"batch of one: {type(exc.cause).__name__}: {exc.cause}; use a smaller "
+                "planner.max_tokens or a device with more memory") from exc.cause
+        finally:
+            runs.close()
+
+    def _generate_batch(self, segments: list[Segment]) -> list[SegmentResult | None]:
+        """T3 tokens of one batch. Out-of-memory errors propagate (the batch is retried
+        smaller); any other failure gives ``None`` for each segment, which then goes
+        one at a time through the usual retry and split."""
+        try:
+            return list(self.engine.generate_batch(
+                segments, attention=self.attention, generators=[self._generator(s) for s in segments]))
+        except Exception as exc:  # noqa: BLE001 - any failure of the model code
+            if self.is_out_of_memory(exc):
+                raise
+            warnings.warn(f"a batch of segments {[s.index for s in segments]} failed "
+                          f"({type(exc).__name__}: {exc}); generating them one at a time",
+                          RuntimeWarning, stacklevel=2)
+            return [None] * len(segments)
+
+    #: How an out-of-memory error is recognised (tests replace it to simulate one).
+    is_out_of_memory = staticmethod(is_out_of_memory)
 
     def _chunks_for(self, segment: Segment, history: list[list[int]],
                     generator: torch.Generator | None, result: SegmentResult) -> Iterator[EngineChunk]:
@@ -318,11 +411,31 @@ class Pipeline:
     # -- whole texts ------------------------------------------------------------------
 
     def synthesize(self, text: str) -> Synthesis:
-        """The whole waveform of ``text`` (float32 mono) and the run's metrics."""
-        parts = [c.audio for c in self.stream(text)]
+        """The whole waveform of ``text`` (float32 mono) and the run's metrics.
+
+        With batched synthesis every batch has the full size from the first
+        segment on (no look-ahead: nothing plays until the end anyway). The audio
+        equals :meth:`stream`'s for the same seed.
+        """
+        parts = [c.audio for c in self._run(text, None, first_alone=False)]
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         assert self.last_metrics is not None
         return Synthesis(audio, SAMPLE_RATE, self.last_metrics)
+
+
+def segment_seed(seed: int, index: int) -> int:
+    """Segment ``index``'s sampling seed under the run's ``seed``."""
+    return (seed * 1_000_003 + index) % (2**63)
+
+
+def independent_segments(segment_context: Any) -> bool:
+    """Whether segments can be generated in any order (and so in batches): the
+    strategy primes no segment with earlier segments' tokens. Asked of the
+    strategy with a stand-in history; ``speech_tail`` answers with tokens."""
+    flag = getattr(segment_context, "independent_segments", None)
+    if isinstance(flag, bool):
+        return flag
+    return not segment_context.prompt_tokens([[0, 1, 2, 3]])
 
 
 def _snippet(text: str, width: int = 50) -> str:

@@ -61,6 +61,19 @@ class LengthLimits:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
 
 
+def stop_reason(n_tokens: int, limits: LengthLimits, guard: AlignmentGuard | None) -> str:
+    """Why a generation of ``n_tokens`` tokens ended: ``benchmark_length`` (stop token
+    ignored), ``length_limit``, ``alignment_guard`` (the guard forced the stop token at
+    the last step) or ``stop_token``."""
+    if limits.ignore_stop:
+        return "benchmark_length"
+    if n_tokens >= limits.max_new_tokens:
+        return "length_limit"
+    if guard is not None and any(d.forced_stop for d in guard.decisions[-1:]):
+        return "alignment_guard"
+    return "stop_token"
+
+
 def text_token_tensor(tokenizer: Any, text: str, *, cfg: bool, device: torch.device | str,
                       start_token: int, stop_token: int) -> torch.Tensor:
     """What ``ChatterboxTTS.generate`` feeds T3 for ``text``: ``punc_norm``, the

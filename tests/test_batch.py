@@ -1,0 +1,377 @@
+"""Batched segment synthesis on the tiny random checkpoint (noise, not speech).
+
+The central property: a segment's speech tokens do not depend on which segments
+share its batch. Each segment sampled in a batch gets exactly the tokens the
+sequential loop samples for it alone with the same generator, for every attention
+backend, with prefills of very different lengths (left padding), rows that stop
+at different steps (cache compaction) and per-row alignment guards. Then the
+pipeline: batch sizes, out-of-memory shrinking, look-ahead, order and early close.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+
+import numpy as np
+import pytest
+import torch
+
+from seqopt_core import ConfigError, load_config
+from seqopt_plugins.chatterbox import attention_kernels as ak
+from seqopt_plugins.chatterbox import t3_batch
+from seqopt_plugins.chatterbox.checkpoint import load_checkpoint
+from seqopt_plugins.chatterbox.engine import SynthesisError, attention_implementation
+from seqopt_plugins.chatterbox.pipeline import Pipeline, independent_segments
+from seqopt_plugins.chatterbox.t3_batch import (
+    BatchedSpeechTokenLoop,
+    BatchItem,
+    BatchOutOfMemory,
+    auto_batch_size,
+    is_out_of_memory,
+    kv_cache_bytes_per_row,
+    left_pad,
+    ramp_sizes,
+    shrinking_batches,
+)
+from seqopt_plugins.chatterbox.t3_stream import (
+    AlignmentOptions,
+    LengthLimits,
+    SamplingOptions,
+    SpeechTokenLoop,
+    text_token_tensor,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SHORT = "Hi."  # 5 text tokens with start and stop
+LONG = ("This is a much longer sentence, with a good number of words and clauses, so that its "
+        "prefill is many times the length of the short one; it keeps going for a while, "
+        "then it goes on a little more, and then a little more again, until it finally "
+        "reaches about one hundred text tokens, which is plenty.")
+MEDIUM = "A medium sentence sits in between the two."
+
+#: (text, max_new_tokens, length_guard). The long row stops first, so the short rows'
+#: common padding gets trimmed; the length guard makes the third row sample the stop token early.
+CASES = [(SHORT, 30, None), (LONG, 8, None), (MEDIUM, 24, (0.0, 0.5)), (SHORT, 18, None)]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint):
+    return load_checkpoint(tiny_checkpoint)
+
+
+def _text(model, text):
+    t3 = model.t3
+    return text_token_tensor(model.tokenizer, text, cfg=True, device=t3.device,
+                             start_token=t3.hp.start_text_token, stop_token=t3.hp.stop_text_token)
+
+
+def _alone(model, impl, alignment, text, limit, guard, seed):
+    loop = SpeechTokenLoop(model.t3)
+    with attention_implementation(model.t3, impl):
+        tokens = list(loop.tokens(copy.deepcopy(model.conds.t3), _text(model, text),
+                                  sampling=SamplingOptions(), limits=LengthLimits(limit),
+                                  generator=torch.Generator().manual_seed(seed),
+                                  alignment=alignment, length_guard=guard))
+    return tokens, loop.last_guard
+
+
+@pytest.mark.parametrize("impl", ["sdpa", ak.EAGER_MAPS, ak.SDPA_ALIGNED])
+def test_batched_tokens_equal_each_segment_alone(model, impl, monkeypatch):
+    lengths = [_text(model, text).size(-1) for text, _, _ in CASES]
+    assert min(lengths) <= 5 and max(lengths) >= 90  # very different prefills
+    alignment = None if impl == "sdpa" else AlignmentOptions()
+    trims = []
+    real_trim = t3_batch._trim_common_padding
+
+    def spy(past, mask, rows):
+        before = mask.size(1)
+        out = real_trim(past, mask, rows)
+        trims.append(before - out.size(1))
+        return out
+
+    monkeypatch.setattr(t3_batch, "_trim_common_padding", spy)
+    items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(limit),
+                       torch.Generator().manual_seed(seed), guard)
+             for seed, (text, limit, guard) in enumerate(CASES)]
+    with attention_implementation(model.t3, impl):
+        batched = BatchedSpeechTokenLoop(model.t3).generate(items, sampling=SamplingOptions(),
+                                                            alignment=alignment)
+    for seed, ((text, limit, guard), row) in enumerate(zip(CASES, batched)):
+        tokens, solo_guard = _alone(model, impl, alignment, text, limit, guard, seed)
+        assert row.tokens == tokens, (impl, seed)
+        if alignment is not None:  # each row has its own guard, fed its own unpadded maps
+            assert row.guard is not None and row.guard.decisions == solo_guard.decisions
+            assert len(row.guard.decisions) == len(tokens) + (row.stopped_by != "length_limit")
+    assert [r.stopped_by for r in batched][:2] == ["length_limit", "length_limit"]
+    assert len(batched[1].tokens) == 8 and len(batched[0].tokens) == 30
+    assert batched[2].stopped_by in ("stop_token", "alignment_guard") and len(batched[2].tokens) < 24
+    assert max(trims) > 0  # the long row left: the padding nobody needs was cut off
+
+
+def test_alignment_maps_are_per_row_and_ignore_padding(model):
+    """Every recorded row's weights sum to 1 over its real keys; padding keys get 0."""
+    t3 = model.t3
+    embeds = [torch.randn(2, n, t3.dim) * 0.5 for n in (7, 19)]
+    inputs, mask, positions, pads = left_pad(embeds)
+    assert pads == [12, 0] and positions[0, 12:].tolist() == list(range(7))
+    tap = ak.AttentionTap(rows=(0, 2))
+    for impl in (ak.EAGER_MAPS, ak.SDPA_ALIGNED):
+        with attention_implementation(t3, impl), torch.inference_mode(), ak.tapping(tap):
+            t3.tfmr(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=True)
+        maps = tap.mean()
+        assert maps.shape == (2, 19, 19)
+        short = maps[0, 12:]  # the short row's real queries
+        assert torch.all(short[:, :12] == 0)
+        torch.testing.assert_close(short.sum(-1), torch.ones(7))
+        tap.latest.clear()
+
+
+def test_closing_the_batched_loop_early_frees_the_cache(model):
+    from transformers import DynamicCache
+
+    items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(20),
+                       torch.Generator().manual_seed(i)) for i, text in enumerate((SHORT, MEDIUM))]
+    events = BatchedSpeechTokenLoop(model.t3).events(items, sampling=SamplingOptions())
+    for _ in range(5):
+        next(events)
+    events.close()
+    gc.collect()
+    assert not [o for o in gc.get_objects() if issubclass(type(o), DynamicCache)]
+
+
+# -- batch sizes and out-of-memory shrinking (pure) ----------------------------------------
+
+
+def test_shrinking_batches_halve_on_out_of_memory_and_lose_nothing():
+    calls = []
+
+    def run(group):
+        calls.append(list(group))
+        if len(group) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [x * 10 for x in group]
+
+    shrunk = []
+    runs = list(shrinking_batches(list(range(7)), 4, run, on_shrink=lambda b, e: shrunk.append(b)))
+    assert [r.items for r in runs] == [[0, 1], [2, 3], [4, 5], [6]]
+    assert [x for r in runs for x in r.results] == [x * 10 for x in range(7)]
+    assert calls[0] == [0, 1, 2, 3] and shrunk == [2]  # later batches stay small
+
+
+def test_shrinking_batches_follow_a_ramp_and_raise_other_errors():
+    runs = list(shrinking_batches(list(range(20)), 8, lambda g: list(g), sizes=ramp_sizes(8)))
+    assert [len(r.items) for r in runs] == [2, 4, 8, 6]
+
+    def broken(group):
+        raise ValueError("not memory")
+
+    with pytest.raises(ValueError, match="not memory"):
+        list(shrinking_batches([1, 2], 2, broken))
+    with pytest.raises(BatchOutOfMemory) as err:
+        list(shrinking_batches(["a", "b"], 2, lambda g: (_ for _ in ()).throw(RuntimeError("out of memory"))))
+    assert err.value.item == "a"
+
+
+def test_out_of_memory_detection():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
+                                         "can't allocate memory: you tried to allocate 1 bytes. "
+                                         "Error code 12 (Out of memory)"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_auto_batch_size_from_free_memory(model):
+    per_row = kv_cache_bytes_per_row(model.t3.tfmr.config, torch.float32, 100)
+    cfg = model.t3.tfmr.config
+    assert per_row == cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads) * 4 * 100
+    assert kv_cache_bytes_per_row(cfg, torch.bfloat16, 100) * 2 == per_row
+    gib = 2**30
+    assert auto_batch_size(64 * gib, gib, device_type="cpu") == 8  # capped
+    assert auto_batch_size(64 * gib, gib, device_type="cuda") == 32
+    assert auto_batch_size(6 * gib, gib, device_type="cpu") == 3  # half of the free memory
+    assert auto_batch_size(gib // 10, gib, device_type="cuda") == 1  # never below one
+    assert auto_batch_size(None, gib, device_type="mps") == 8
+
+
+def test_batch_size_config_is_validated():
+    assert load_config().config.synthesis.batch_size == "auto"
+    assert load_config(overrides={"synthesis": {"batch_size": 4}}).config.synthesis.batch_size == 4
+    for bad in (0, -2, "many", 2.5, True, 100_000):
+        with pytest.raises(ConfigError, match="batch_size must be 'auto' or a whole number"):
+            load_config(overrides={"synthesis": {"batch_size": bad}})
+    with pytest.raises(ConfigError, match="lookahead"):
+        load_config(overrides={"synthesis": {"lookahead": "sometimes"}})
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+TEXT = ("One. The second sentence is quite a lot longer than the first one was. Three is here. "
+        "Four follows it.\n\nFive starts a paragraph, and it is a long one with many words. Six. "
+        "Seven ends it.")
+
+
+def make_pipeline(checkpoint, engine=None, **synthesis) -> Pipeline:
+    settings = {"checkpoint": str(checkpoint), "watermark": False,
+                "benchmark_tokens_per_text_token": 0.4, "seed": 5, **synthesis}
+    return Pipeline.from_config(profile="rtx4090", engine=engine, overrides={
+        "synthesis": settings, "planner": {"target_tokens": 12, "max_tokens": 20}})
+
+
+@pytest.fixture(scope="module")
+def sequential(tiny_checkpoint):
+    return make_pipeline(tiny_checkpoint, batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def sequential_audio(sequential):
+    """Segments one after another. One torch thread, as in the tests (module fixtures
+    run before ``one_torch_thread``; another thread count changes S3Gen's last bits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return sequential.synthesize(TEXT)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _spy(pipeline, monkeypatch):
+    """Record which segments went through the batched and the sequential paths."""
+    calls = []
+    engine = pipeline.engine
+    batch, alone = engine.generate_batch, engine.segment_chunks
+
+    def generate_batch(segments, **kw):
+        calls.append(("batch", [s.index for s in segments]))
+        return batch(segments, **kw)
+
+    def segment_chunks(segment, **kw):
+        calls.append(("alone", [segment.index]))
+        return alone(segment, **kw)
+
+    monkeypatch.setattr(engine, "generate_batch", generate_batch)
+    monkeypatch.setattr(engine, "segment_chunks", segment_chunks)
+    return calls
+
+
+def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
+    plan = pipe.planner.plan(TEXT)
+    assert len(plan) >= 6 and pipe.batching(plan) == 4
+    calls = _spy(pipe, monkeypatch)
+    result = pipe.synthesize(TEXT)
+    assert calls[0] == ("batch", [0, 1, 2, 3])  # no look-ahead: full batches from the start
+    assert all(kind == "batch" for kind, _ in calls)
+    np.testing.assert_array_equal(result.audio, sequential_audio.audio)
+    batched = result.metrics
+    assert [s.segment.index for s in batched.segments] == list(range(len(plan)))
+    assert [s.speech_tokens for s in batched.segments] == [
+        s.speech_tokens for s in sequential_audio.metrics.segments]
+    assert [c.chunk_index for c in batched.chunks] == list(range(len(batched.chunks)))
+    assert all(s.stopped_by == "benchmark_length" for s in batched.segments)
+
+
+def test_lookahead_streams_the_first_segment_alone_then_ramps_batches(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
+    calls = _spy(pipe, monkeypatch)
+    stream = pipe.stream(TEXT)
+    first = next(stream)
+    assert first.segment.index == 0 and calls == [("alone", [0])]  # nothing batched yet
+    chunks = [first, *stream]
+    n = len(pipe.planner.plan(TEXT))
+    sizes = [len(ids) for kind, ids in calls[1:]]
+    assert all(kind == "batch" for kind, _ in calls[1:]) and sizes[:2] == [2, 4]
+    assert [i for _, ids in calls for i in ids] == list(range(n))
+    seen = [c.segment.index for c in chunks]
+    assert seen == sorted(seen) and set(seen) == set(range(n))
+    np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), sequential_audio.audio)
+
+
+def test_a_batch_that_runs_out_of_memory_is_retried_smaller(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
+    sizes = []
+    real = pipe.engine.generate_batch
+
+    def flaky(segments, **kw):
+        sizes.append(len(segments))
+        if len(segments) > 2:
+            raise RuntimeError("simulated allocation failure")
+        return real(segments, **kw)
+
+    monkeypatch.setattr(pipe.engine, "generate_batch", flaky)
+    pipe.is_out_of_memory = lambda exc: "simulated allocation failure" in str(exc)
+    result = pipe.synthesize(TEXT)
+    assert sizes[0] == 4 and sizes[1:] and max(sizes[1:]) <= 2
+    np.testing.assert_array_equal(result.audio, sequential_audio.audio)  # nothing lost
+    assert result.metrics.generation.completed
+
+
+def test_out_of_memory_with_one_segment_names_the_segment(sequential, tiny_checkpoint, monkeypatch):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=2)
+
+    def always(segments, **kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(pipe.engine, "generate_batch", always)
+    with pytest.raises(SynthesisError, match=r"segment 1 \('The second'\) ran out of memory even in a batch of one"):
+        list(pipe.stream(TEXT))
+    assert pipe.last_metrics.generation.completed is False
+    assert [s.segment.index for s in pipe.last_metrics.segments] == [0]
+
+
+def test_a_batch_failing_otherwise_falls_back_to_one_at_a_time(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=8)
+    calls = _spy(pipe, monkeypatch)
+    monkeypatch.setattr(pipe.engine, "_batch_loop", None)  # generate_batch now fails
+    with pytest.warns(RuntimeWarning, match="generating them one at a time"):
+        result = pipe.synthesize(TEXT)
+    n = len(pipe.planner.plan(TEXT))
+    assert [ids for kind, ids in calls if kind == "alone"] == [[i] for i in range(n)]
+    np.testing.assert_array_equal(result.audio, sequential_audio.audio)
+
+
+def test_speech_tail_falls_back_to_sequential(tiny_checkpoint, sequential):
+    pipe = Pipeline.from_config(profile="rtx4090", engine=sequential.engine, overrides={
+        "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False, "batch_size": 8,
+                      "benchmark_tokens_per_text_token": 0.4, "seed": 5},
+        "planner": {"target_tokens": 12, "max_tokens": 20},
+        "segment_context": {"name": "speech_tail"}})
+    assert not independent_segments(pipe.segment_context)
+    assert independent_segments(sequential.segment_context)
+    assert pipe.batching(pipe.planner.plan(TEXT)) == 1
+
+
+def test_closing_a_lookahead_stream_early(sequential, tiny_checkpoint):
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
+    t3 = pipe.engine.t3
+    before = t3.tfmr.config._attn_implementation
+    stream = pipe.stream(TEXT)
+    for chunk in stream:
+        if chunk.segment.index == 2:  # inside the first look-ahead batch
+            break
+    stream.close()
+    g = pipe.last_metrics.generation
+    assert g.completed is False and [s.segment.index for s in pipe.last_metrics.segments] == [0, 1]
+    assert t3.tfmr.config._attn_implementation == before
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in t3.modules()) == 0
+
+
+def test_auto_batch_size_follows_free_memory(sequential, tiny_checkpoint, monkeypatch):
+    from seqopt_plugins.chatterbox import engine as engine_mod
+
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine)  # batch_size = "auto"
+    plan = pipe.planner.plan(TEXT)
+    need = max(pipe.engine.kv_bytes_per_segment(s) for s in plan.segments)
+    assert need > kv_cache_bytes_per_row(pipe.engine.t3.tfmr.config, torch.float32, 2 * 20)
+    monkeypatch.setattr(engine_mod, "free_memory_bytes", lambda device: 6 * need + need // 2)
+    assert pipe.batching(plan) == 3  # half of the free memory, in whole segments
+    monkeypatch.setattr(engine_mod, "free_memory_bytes", lambda device: need)
+    assert pipe.batching(plan) == 1
+    monkeypatch.setattr(engine_mod, "free_memory_bytes", lambda device: 1000 * need)
+    assert pipe.batching(plan) == t3_batch.AUTO_CAP["cpu"]
