@@ -12,11 +12,12 @@ given against plain ``sdpa`` (the issue's targets: prefill at 1,000 tokens at
 most 0.5x eager's time and 0.3x its peak memory; decode at most 1.05x sdpa).
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above the memory held
-before the call. On the CPU, the peak of the bytes malloc has handed out (glibc's
-``mallinfo2``: heap in use plus mmapped chunks) above the level before the call,
-sampled every millisecond by a thread: it can miss a peak shorter than the
-interval, but unlike the resident set size it does not depend on whether freed
-memory went back to the system, so the order of the backends does not bias it.
+before the call. On the CPU, the peak resident set above the level before the
+call, after ``malloc_trim`` handed the memory earlier calls freed back to the
+system (so the order of the backends does not bias it), sampled every 20 ms from
+``/proc/self/statm`` by a thread. (Until 2026-11-26 this sampled glibc's
+``mallinfo2`` every millisecond; that call takes malloc's locks and slows the
+timed work down, so it was replaced.)
 
 Random weights make noise, not speech; attention cost does not depend on the
 weights' values.
@@ -42,7 +43,7 @@ CONTEXTS = (200, 500, 1000, 2000)
 DECODE_STEPS = 5
 
 
-from seqopt_core.harness.memory import PeakHeap  # noqa: E402
+from seqopt_core.harness.memory import PeakResident  # noqa: E402
 
 
 def backends(host, names):
@@ -116,7 +117,7 @@ def measure(t3, backend, context: int, device, torch):
             prefill = time.perf_counter() - started
             peak = torch.cuda.max_memory_allocated(device) - before
         else:
-            with PeakHeap() as mem:
+            with PeakResident() as mem:
                 started = time.perf_counter()
                 out = forward(x, None)
                 prefill = time.perf_counter() - started
@@ -207,7 +208,7 @@ def main() -> None:
         f"{loaded.arch.t3.hidden_size}, {loaded.scale_hint} checkpoint (random weights: noise, not speech)",
         f"contexts {list(contexts)}, CFG batch 2, {repeats} repeat(s) interleaved, decode = median of "
         f"{DECODE_STEPS} steps", "peak memory: " + ("CUDA max allocated above the start level" if device.type == "cuda"
-                                                else "peak malloc'd bytes above the start level (mallinfo2, sampled every ms)"),
+                                                else "peak resident set above the start level after malloc_trim (sampled every 20 ms)"),
         f"address-space cap (RLIMIT_AS): {memory_limit / 2**30:.1f} GiB; a backend that needs more is "
         "recorded as out of memory" if memory_limit else "no address-space cap"])
     samples: dict[tuple[int, str], list[tuple[float, int, float]]] = {}

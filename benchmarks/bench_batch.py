@@ -23,9 +23,9 @@ each repeat, interleaved:
   its own seeded generator. Reported: wall time, speech tokens/s, throughput
   relative to sequential, peak memory during the mode above the level before it
   (``seqopt_core.harness.runner.peak_memory``: CUDA's peak allocated bytes, or on
-  a CPU the peak malloc'd bytes, sampled every 5 ms, which unlike the resident
-  set does not depend on which mode ran first), and whether every segment's
-  tokens equal the sequential ones.
+  a CPU the peak resident set after ``malloc_trim``, sampled every 20 ms, so the
+  mode that ran before cannot hide this one's growth), and whether every
+  segment's tokens equal the sequential ones.
 * **Time to first audio**: ``Pipeline.stream`` with ``batch_size = 1`` (plain
   streaming) and with ``batch_size = 8, lookahead = true`` (first segment alone,
   later segments batched); the stream is closed after its first chunk.
@@ -36,7 +36,6 @@ Medians over ``--repeats`` (default 1; the JSON holds every sample).
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -45,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
-from bench_engine import DEFAULT_CHECKPOINT, corpus_text, ensure_checkpoint  # noqa: E402
+from bench_engine import benchmark_checkpoint, corpus_text  # noqa: E402
 
 from seqopt_core.harness.runner import peak_memory  # noqa: E402
 
@@ -146,14 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = c.resolve_tokenizer(args.tokenizer)
 
     with ExitStack() as stack:
-        if args.checkpoint is None and args.quick:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seqopt-bench-batch-")))
-            ck_record = ensure_checkpoint(folder / "ck_tiny", "tiny", tokenizer)
-            ck_record["path"] = "(temporary folder)"
-            folder = folder / "ck_tiny"
-        else:
-            folder = (args.checkpoint or DEFAULT_CHECKPOINT).expanduser().resolve()
-            ck_record = ensure_checkpoint(folder, "full", tokenizer)
+        folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
 
         synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
                      "watermark": False, "seed": args.seed,

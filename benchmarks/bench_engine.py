@@ -45,8 +45,6 @@ so an interrupted run keeps what finished.
 
 from __future__ import annotations
 
-import math
-import statistics
 import sys
 import tempfile
 import time
@@ -113,6 +111,20 @@ def ensure_checkpoint(path: Path, scale: str, tokenizer: Path) -> dict[str, Any]
     info = write_random_checkpoint(path, scale=scale, seed=0, tokenizer=tokenizer,
                                    progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     return {"path": c.display_path(path), "written_now": True, "write_seconds": info.seconds}
+
+
+def benchmark_checkpoint(stack: ExitStack, checkpoint: Path | None, quick: bool, tokenizer: Path,
+                         name: str) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint a benchmark runs on: ``checkpoint`` (full size, written at random if
+    absent), else with ``quick`` a tiny one in a temporary folder ``stack`` removes, else
+    :data:`DEFAULT_CHECKPOINT`. Returns the folder and its record for the JSON."""
+    if checkpoint is None and quick:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"seqopt-{name}-")))
+        record = ensure_checkpoint(tmp / "ck_tiny", "tiny", tokenizer)
+        record["path"] = "(temporary folder)"
+        return tmp / "ck_tiny", record
+    folder = (checkpoint or DEFAULT_CHECKPOINT).expanduser().resolve()
+    return folder, ensure_checkpoint(folder, "full", tokenizer)
 
 
 # --- where the time goes -------------------------------------------------------------
@@ -338,14 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = not sys.stderr.isatty()
 
     with ExitStack() as stack:
-        if args.checkpoint is None and args.quick:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="seqopt-bench-engine-")))
-            ck_record = ensure_checkpoint(folder / "ck_tiny", "tiny", tokenizer)
-            ck_record["path"] = "(temporary folder)"
-            folder = folder / "ck_tiny"
-        else:
-            folder = (args.checkpoint or DEFAULT_CHECKPOINT).expanduser().resolve()
-            ck_record = ensure_checkpoint(folder, "full", tokenizer)
+        folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
 
         synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
                      "watermark": False, "seed": args.seed,

@@ -186,11 +186,11 @@ def peak_memory(device: Any) -> Iterator[dict[str, Any]]:
         out["bytes"] = int(torch.cuda.max_memory_allocated(device) - before)
         out["method"] = "CUDA max allocated above the start"
     else:
-        from .memory import PeakHeap
+        from .memory import PeakResident
 
-        with PeakHeap(interval=0.005) as heap:
+        with PeakResident() as rss:
             yield out
-        out["bytes"], out["method"] = heap.used, heap.method
+        out["bytes"], out["method"] = rss.used, rss.method
 
 
 @dataclass
@@ -387,7 +387,7 @@ class ComparisonRunner:
             samples=samples, settings=self._settings(repeats, warmup), environment=self.environment(),
             token_match=token_match(samples, names, [t.id for t in texts]),
             memory_method=("CUDA max allocated above the start" if self.device.type == "cuda"
-                           else "malloc'd bytes above the start (mallinfo2, sampled every 5 ms)"),
+                           else "resident set above the start after malloc_trim (sampled every 20 ms)"),
             notes=notes)
 
     def _warm_up(self, text: str, work: dict[str, dict[str, int]], sink: ProgressSink) -> None:
