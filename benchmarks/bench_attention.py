@@ -43,7 +43,7 @@ CONTEXTS = (200, 500, 1000, 2000)
 DECODE_STEPS = 5
 
 
-from seqopt_core.harness.memory import PeakResident  # noqa: E402
+from seqopt_core.harness.runner import memory_method, peak_memory  # noqa: E402
 
 
 def backends(host, names):
@@ -107,21 +107,12 @@ def measure(t3, backend, context: int, device, torch):
             torch.cuda.synchronize(device)
 
     with attention_implementation(t3, backend.attn_implementation), torch.inference_mode():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
+        with peak_memory(device) as mem:
             started = time.perf_counter()
             out = forward(x, None)
             sync()
             prefill = time.perf_counter() - started
-            peak = torch.cuda.max_memory_allocated(device) - before
-        else:
-            with PeakResident() as mem:
-                started = time.perf_counter()
-                out = forward(x, None)
-                prefill = time.perf_counter() - started
-            peak = mem.used
+        peak = mem["bytes"]
         past = out.past_key_values
         steps = []
         for _ in range(DECODE_STEPS):
@@ -207,8 +198,7 @@ def main() -> None:
         f"T3 {loaded.arch.t3.num_layers} layers x {loaded.arch.t3.num_heads} heads, hidden "
         f"{loaded.arch.t3.hidden_size}, {loaded.scale_hint} checkpoint (random weights: noise, not speech)",
         f"contexts {list(contexts)}, CFG batch 2, {repeats} repeat(s) interleaved, decode = median of "
-        f"{DECODE_STEPS} steps", "peak memory: " + ("CUDA max allocated above the start level" if device.type == "cuda"
-                                                else "peak resident set above the start level after malloc_trim (sampled every 20 ms)"),
+        f"{DECODE_STEPS} steps", f"peak memory: {memory_method(device)}",
         f"address-space cap (RLIMIT_AS): {memory_limit / 2**30:.1f} GiB; a backend that needs more is "
         "recorded as out of memory" if memory_limit else "no address-space cap"])
     samples: dict[tuple[int, str], list[tuple[float, int, float]]] = {}

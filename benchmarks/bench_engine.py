@@ -184,36 +184,18 @@ def metered(engine: Any, meter: Meter):
 
 
 def planned_work(pipeline: Any, text: str, prompt_tokens: int) -> dict[str, Any]:
-    """Segments, speech tokens, T3 steps and S3Gen calls ``pipeline`` will run for ``text``.
-
-    Mirrors the engine: per segment ``length_limits(text tokens)`` speech tokens,
-    a chunk whenever ``chunk_size(chunk index)`` tokens are pending, and a last
-    chunk with the rest (no S3Gen call when nothing is left).
-    """
+    """Segments, speech tokens, T3 steps and S3Gen calls ``pipeline`` will run for ``text``
+    (:func:`seqopt_core.harness.runner.planned_work` on its plan, text tokens as T3 counts them)."""
+    from seqopt_core.harness.runner import planned_work as work_for_segments
     from seqopt_plugins.chatterbox.t3_stream import text_token_tensor
 
     engine = pipeline.engine
-    plan = pipeline.planner.plan(text)
-    text_tokens = speech_tokens = calls = rendered = 0
-    for seg in plan.segments:
-        n_text = int(text_token_tensor(engine.tokenizer, seg.text, cfg=False, device="cpu",
-                                       start_token=engine.t3.hp.start_text_token,
-                                       stop_token=engine.t3.hp.stop_text_token).size(-1))
-        n_speech = engine.length_limits(n_text).max_new_tokens
-        text_tokens += n_text
-        speech_tokens += n_speech
-        decoded, pending, index = 0, 0, 0
-        for _ in range(n_speech):
-            pending += 1
-            if pending >= pipeline.chunk_policy.chunk_size(seg.tokens, index, seg.index):
-                ctx = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
-                calls, rendered = calls + 1, rendered + prompt_tokens + ctx + pending
-                decoded, pending, index = decoded + pending, 0, index + 1
-        if pending:
-            ctx = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
-            calls, rendered = calls + 1, rendered + prompt_tokens + ctx + pending
-    return {"segments": len(plan.segments), "text_tokens": text_tokens, "speech_tokens": speech_tokens,
-            "s3gen_calls": calls, "s3gen_tokens_with_prompt": rendered}
+    segments = pipeline.planner.plan(text).segments
+    exact = [int(text_token_tensor(engine.tokenizer, seg.text, cfg=False, device="cpu",
+                                   start_token=engine.t3.hp.start_text_token,
+                                   stop_token=engine.t3.hp.stop_text_token).size(-1)) for seg in segments]
+    return {"segments": len(segments), "text_tokens": sum(exact),
+            **work_for_segments(pipeline, segments, exact, prompt_tokens)}
 
 
 def estimate_seconds(work: dict[str, Any], t3_step: float, s3gen_call: float | None = None,

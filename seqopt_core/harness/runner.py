@@ -29,6 +29,8 @@ from .texts import ComparisonText
 RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN = 1.0
 #: Cost of one S3Gen call in T3 steps, for the progress bar before a warm-up measured it.
 ASSUMED_STEPS_PER_S3GEN_CALL = 50.0
+#: How :func:`peak_memory` measures on CUDA (on the CPU: ``PeakResident.method``).
+CUDA_MEMORY_METHOD = "CUDA max allocated above the start"
 #: Settings every contender must share: they decide which model is loaded.
 SHARED_SYNTHESIS_KEYS = ("checkpoint", "device", "dtype", "voice", "exaggeration")
 
@@ -50,10 +52,6 @@ class Contender:
     name: str
     config: LoadedConfig
 
-    @property
-    def description(self) -> str:
-        return self.config.config.description
-
 
 def contenders_from(profiles: Sequence[str] = (), configs: Sequence[str | Path] = (),
                     configs_first: bool = False) -> list[Contender]:
@@ -61,7 +59,6 @@ def contenders_from(profiles: Sequence[str] = (), configs: Sequence[str | Path] 
     (``configs_first``: files first). Names are the profile names and file stems,
     made unique; the first contender is the reference (A)."""
     known = profile_names()
-    out: list[tuple[str, LoadedConfig]] = []
     by_profile = []
     for p in profiles:
         if p not in known:
@@ -152,28 +149,42 @@ def metered_s3gen(engine: Any) -> Iterator[_S3GenMeter]:
         del s3gen.inference
 
 
-def planned_work(pipeline: Any, segments: Sequence[Any], exact: Sequence[int]) -> dict[str, int]:
+def planned_work(pipeline: Any, segments: Sequence[Any], exact: Sequence[int],
+                 prompt_tokens: int = 0) -> dict[str, int]:
     """Speech tokens and S3Gen calls ``pipeline`` will run for planned ``segments``
     (with ``exact`` text tokens each), mirroring the engine: the length limit per
     segment, a chunk whenever the chunk policy's size is pending, a last chunk
-    with the rest. Exact in benchmark length mode; an upper bound otherwise."""
+    with the rest (no S3Gen call when nothing is left). Also the tokens S3Gen
+    renders: per call ``prompt_tokens`` (its voice prompt), the context window
+    and the new tokens. Exact in benchmark length mode; an upper bound otherwise."""
     engine = pipeline.engine
-    speech = calls = 0
+    speech = calls = rendered = 0
     for seg, n_text in zip(segments, exact):
         n = engine.length_limits(n_text).max_new_tokens
         speech += n
-        pending = index = 0
-        for _ in range(n):
-            pending += 1
-            if pending >= pipeline.chunk_policy.chunk_size(seg.tokens, index, seg.index):
-                calls, pending, index = calls + 1, 0, index + 1
-        calls += 1 if pending else 0
-    return {"speech_tokens": speech, "s3gen_calls": calls}
+        decoded = pending = index = 0
+        for step in range(n + 1):
+            last = step == n
+            if not last:
+                pending += 1
+            if pending and (last or pending >= pipeline.chunk_policy.chunk_size(seg.tokens, index, seg.index)):
+                context = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
+                calls, rendered = calls + 1, rendered + prompt_tokens + context + pending
+                decoded, pending, index = decoded + pending, 0, index + 1
+    return {"speech_tokens": speech, "s3gen_calls": calls, "s3gen_tokens_with_prompt": rendered}
+
+
+def memory_method(device: Any) -> str:
+    """What :func:`peak_memory` reports on ``device``, in words."""
+    from .memory import PeakResident
+
+    return CUDA_MEMORY_METHOD if device.type == "cuda" else PeakResident.method
 
 
 @contextmanager
 def peak_memory(device: Any) -> Iterator[dict[str, Any]]:
-    """Peak memory of the block: CUDA's allocator peak, or malloc'd bytes on the CPU."""
+    """Peak memory of the block above its start: CUDA's allocator peak, or on the CPU
+    the resident set after ``malloc_trim`` (see :func:`memory_method`)."""
     out: dict[str, Any] = {}
     if device.type == "cuda":
         import torch
@@ -184,7 +195,7 @@ def peak_memory(device: Any) -> Iterator[dict[str, Any]]:
         yield out
         torch.cuda.synchronize(device)
         out["bytes"] = int(torch.cuda.max_memory_allocated(device) - before)
-        out["method"] = "CUDA max allocated above the start"
+        out["method"] = CUDA_MEMORY_METHOD
     else:
         from .memory import PeakResident
 
@@ -364,9 +375,8 @@ class ComparisonRunner:
         sink = progress or _NullProgress()
         total = sum(self._units(w) for w in warm_work.values())
         sink.start(total + repeats * sum(self._units(w) for w in work.values()), "warm-up")
-        notes: list[str] = []
         if warmup:
-            self._warm_up(warmup, warm_work, sink)
+            self._warm_up(warmup, sink)
             # recalibrate the units from what the warm-up measured, for an honest ETA
             sink.start(repeats * sum(self._units(w) for w in work.values()), "timed runs")
         samples: list[RunSample] = []
@@ -386,11 +396,9 @@ class ComparisonRunner:
             contenders=[self._describe(c) for c in self.contenders], texts=list(texts),
             samples=samples, settings=self._settings(repeats, warmup), environment=self.environment(),
             token_match=token_match(samples, names, [t.id for t in texts]),
-            memory_method=("CUDA max allocated above the start" if self.device.type == "cuda"
-                           else "resident set above the start after malloc_trim (sampled every 20 ms)"),
-            notes=notes)
+            memory_method=memory_method(self.device))
 
-    def _warm_up(self, text: str, work: dict[str, dict[str, int]], sink: ProgressSink) -> None:
+    def _warm_up(self, text: str, sink: ProgressSink) -> None:
         steps = calls = 0
         s3_seconds = other = 0.0
         for name in self.pipelines:
