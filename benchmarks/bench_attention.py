@@ -142,12 +142,6 @@ def apply_memory_limit(gib: float | None) -> int | None:
     return limit
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A failed allocation (CPU ``can't allocate memory``, CUDA out of memory, MemoryError)."""
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or "out of memory" in text or "allocate" in text
-
-
 def main() -> None:
     parser = common.base_parser("bench_attention", __doc__)
     parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (full size for real figures)")
@@ -169,6 +163,7 @@ def main() -> None:
     from seqopt_core.testing import make_host
     from seqopt_plugins.chatterbox.checkpoint import load_checkpoint, write_random_checkpoint
     from seqopt_plugins.chatterbox.engine import pick_device
+    from seqopt_plugins.chatterbox.t3_batch import is_out_of_memory
 
     repeats = common.check_repeats(args.repeats) or (1 if args.quick else 3)
     contexts = tuple(args.contexts or ((64, 128) if args.quick else CONTEXTS))

@@ -179,6 +179,11 @@ def test_out_of_memory_detection():
     assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
                                          "can't allocate memory: you tried to allocate 1 bytes. "
                                          "Error code 12 (Out of memory)"))
+    # what torch's CPU allocator really says (seen in bench_attention at 2,000 tokens of eager)
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:118] err == 0. "
+                                         "DefaultCPUAllocator: can't allocate memory: you tried to "
+                                         "allocate 512000000 bytes. Error code 12 (Cannot allocate memory)"))
+    assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert not is_out_of_memory(ValueError("out of memory"))
 

@@ -359,13 +359,19 @@ def auto_batch_size(free_bytes: int | None, bytes_per_segment: int, *, device_ty
 # -- batches that shrink when memory runs out --------------------------------------------
 
 
+#: How allocators word a failed allocation: CUDA and MPS say "out of memory"; torch's CPU
+#: allocator says "can't allocate memory" (its errno text reads "Cannot allocate memory").
+OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """``torch.cuda.OutOfMemoryError``, or a RuntimeError that says it ran out of memory
-    (CPU allocators, MPS)."""
+    """``torch.cuda.OutOfMemoryError``, ``MemoryError``, or a RuntimeError that says an
+    allocation failed (CPU allocator, MPS)."""
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
+    if (oom is not None and isinstance(exc, oom)) or isinstance(exc, MemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(w in text for w in OUT_OF_MEMORY_WORDS)
 
 
 class BatchOutOfMemory(RuntimeError):
