@@ -18,9 +18,11 @@ A text of about 5,000 characters of ``seqopt_core/corpus`` (whole sentences,
 each repeat, interleaved:
 
 * **T3 throughput**: all the plan's speech tokens, sequentially (seqopt's
-  one-segment loop, as streaming uses it) and in consecutive batches of
-  B = 2, 4, 8 segments (``ChatterboxEngine.generate_batch``), each segment with
-  its own seeded generator. Reported: wall time, speech tokens/s, throughput
+  one-segment loop, as streaming uses it), by continuous batching with
+  B = 2, 4, 8 segments at a time (``ChatterboxEngine.generate_batch`` with
+  ``max_active = B``: a finished segment is replaced by the next, as the pipeline
+  does), and, for comparison, in consecutive fixed batches of 8 that each run to
+  their longest segment ("B=8 fixed"); each segment with its own seeded generator. Reported: wall time, speech tokens/s, throughput
   relative to sequential, peak memory during the mode above the level before it
   (``seqopt_core.harness.runner.peak_memory``: CUDA's peak allocated bytes, or on
   a CPU the peak resident set after ``malloc_trim``, sampled every 20 ms, so the
@@ -53,6 +55,8 @@ TEXT_CHARS = 5000
 QUICK_CHARS = 250
 QUICK_TOKENS_PER_TEXT_TOKEN = 0.25
 BATCH_SIZES = (2, 4, 8)
+#: The comparison mode: consecutive fixed batches of this size (no continuous batching).
+FIXED_BATCH = 8
 LOOKAHEAD_BATCH = 8
 
 
@@ -85,7 +89,21 @@ def sequential_tokens(pipeline: Any) -> Callable[[list[Any]], list[list[int]]]:
 
 
 def batched_tokens(pipeline: Any, batch_size: int) -> Callable[[list[Any]], list[list[int]]]:
-    """Consecutive batches of ``batch_size`` segments through ``generate_batch``."""
+    """Continuous batching (what the pipeline does): all segments through
+    ``generate_batch`` with at most ``batch_size`` in the batch at once."""
+
+    def run(segments: list[Any]) -> list[list[int]]:
+        results = pipeline.engine.generate_batch(
+            segments, attention=pipeline.attention, generators=[pipeline._generator(s) for s in segments],
+            max_active=batch_size)
+        return [r.speech_tokens for r in results]
+
+    return run
+
+
+def fixed_batches(pipeline: Any, batch_size: int) -> Callable[[list[Any]], list[list[int]]]:
+    """Consecutive fixed batches of ``batch_size`` segments, each run until its
+    longest segment ends (no replacement of finished segments): for comparison."""
 
     def run(segments: list[Any]) -> list[list[int]]:
         out = []
@@ -125,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="benchmark length mode: speech tokens per text token (default 1.0; "
                              f"--quick: {QUICK_TOKENS_PER_TEXT_TOKEN})")
     parser.add_argument("--seed", type=int, default=0, help="synthesis.seed (default 0)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES), metavar="B",
+                        help=f"continuous batch sizes to time (default {' '.join(map(str, BATCH_SIZES))})")
+    parser.add_argument("--no-fixed", action="store_true",
+                        help=f"skip the fixed-batch comparison mode at B = {FIXED_BATCH}")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     c.check_repeats(args.repeats)
@@ -188,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         c.print_header(NAME, env, notes)
 
         modes: dict[str, Callable[[list[Any]], list[list[int]]]] = {"sequential": sequential_tokens(plain)}
-        for b in BATCH_SIZES:
+        for b in args.batch_sizes:
             modes[f"B={b}"] = batched_tokens(plain, b)
+        if not args.no_fixed:
+            modes[f"B={FIXED_BATCH} fixed"] = fixed_batches(plain, FIXED_BATCH)
         samples: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
         ttfa: dict[str, list[float]] = {"plain": [], "lookahead": []}
         reference: list[list[int]] | None = None
@@ -241,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                       title=f"Time to first audio: batch_size 1 (plain) vs {LOOKAHEAD_BATCH} with look-ahead")
 
         settings = {"chars": chars, "text_chars": len(text), "segments": len(segments),
-                    "text_tokens": plan.total_tokens, "batch_sizes": list(BATCH_SIZES),
+                    "text_tokens": plan.total_tokens, "batch_sizes": list(args.batch_sizes),
+                    "fixed_batch": None if args.no_fixed else FIXED_BATCH,
                     "lookahead_batch_size": LOOKAHEAD_BATCH, "auto_batch_size": auto,
                     "tokens_per_text_token": args.tokens_per_text_token, "seed": args.seed,
                     "repeats": repeats, "device": str(device), "dtype": args.dtype,

@@ -31,8 +31,8 @@ from seqopt_plugins.chatterbox.t3_batch import (
     is_out_of_memory,
     kv_cache_bytes_per_row,
     left_pad,
+    ordered_results,
     ramp_sizes,
-    shrinking_batches,
 )
 from seqopt_plugins.chatterbox.t3_stream import (
     AlignmentOptions,
@@ -110,6 +110,45 @@ def test_batched_tokens_equal_each_segment_alone(model, impl, monkeypatch):
     assert max(trims) > 0  # the long row left: the padding nobody needs was cut off
 
 
+@pytest.mark.parametrize("impl", ["sdpa", ak.SDPA_ALIGNED])
+def test_continuous_batching_equals_each_segment_alone(model, impl, monkeypatch):
+    """Six segments, at most two at a time: each one that ends is replaced by the next,
+    whose prefill joins a batch already deep into decoding (left-padded caches)."""
+    cases = CASES + [(LONG, 12, None), (MEDIUM, 5, None)]
+    alignment = None if impl == "sdpa" else AlignmentOptions()
+    passes = []
+    real = t3_batch._Stepper._forward
+
+    def forward(self, inputs, mask, positions, past, rows):
+        passes.append(("prefill" if inputs.size(1) > 1 else "decode", rows, past.get_seq_length()))
+        return real(self, inputs, mask, positions, past, rows)
+
+    monkeypatch.setattr(t3_batch._Stepper, "_forward", forward)
+    items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(limit),
+                       torch.Generator().manual_seed(seed), guard)
+             for seed, (text, limit, guard) in enumerate(cases)]
+    with attention_implementation(model.t3, impl):
+        batched = BatchedSpeechTokenLoop(model.t3).generate(items, sampling=SamplingOptions(),
+                                                            alignment=alignment, max_active=2)
+    for seed, ((text, limit, guard), row) in enumerate(zip(cases, batched)):
+        tokens, solo_guard = _alone(model, impl, alignment, text, limit, guard, seed)
+        assert row.tokens == tokens, (impl, seed)
+        if alignment is not None:
+            assert row.guard.decisions == solo_guard.decisions
+        assert row.seconds > 0
+    assert max(rows for kind, rows, _ in passes if kind == "decode") == 2
+    prefills = [i for i, (kind, _, _) in enumerate(passes) if kind == "prefill"]
+    assert len(prefills) >= 4  # 2 at the start, then one per replacement
+    # a replacement joined while another segment was mid-way: decoding resumed at two rows
+    assert any(passes[i + 1][0] == "decode" and passes[i + 1][1] == 2 for i in prefills[1:])
+
+
+def test_max_active_must_be_positive(model):
+    item = BatchItem(copy.deepcopy(model.conds.t3), _text(model, SHORT), LengthLimits(3))
+    with pytest.raises(ValueError, match="max_active must be at least 1"):
+        BatchedSpeechTokenLoop(model.t3).generate([item], sampling=SamplingOptions(), max_active=0)
+
+
 def test_alignment_maps_are_per_row_and_ignore_padding(model):
     """Every recorded row's weights sum to 1 over its real keys; padding keys get 0."""
     t3 = model.t3
@@ -129,7 +168,7 @@ def test_alignment_maps_are_per_row_and_ignore_padding(model):
 
 
 def test_closing_the_batched_loop_early_frees_the_cache(model):
-    from transformers import DynamicCache
+    from transformers.cache_utils import Cache
 
     items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(20),
                        torch.Generator().manual_seed(i)) for i, text in enumerate((SHORT, MEDIUM))]
@@ -138,40 +177,59 @@ def test_closing_the_batched_loop_early_frees_the_cache(model):
         next(events)
     events.close()
     gc.collect()
-    assert not [o for o in gc.get_objects() if issubclass(type(o), DynamicCache)]
+    assert not [o for o in gc.get_objects() if issubclass(type(o), Cache)]
 
 
 # -- batch sizes and out-of-memory shrinking (pure) ----------------------------------------
 
 
-def test_shrinking_batches_halve_on_out_of_memory_and_lose_nothing():
+def _fake_run(calls, fail_above=None, fail_after=0):
+    """A continuous-batching stand-in: records its items and widths, yields results
+    out of order (each pair swapped), and runs out of memory after ``fail_after``
+    results while wider than ``fail_above``."""
+
+    def run(items, width):
+        calls.append((list(items), width))
+        order = [j ^ 1 for j in range(len(items)) if j ^ 1 < len(items)]
+        order += [j for j in range(len(items)) if j not in order]
+        for n, j in enumerate(order):
+            now = width(n) if callable(width) else width
+            if fail_above is not None and now > fail_above and n >= fail_after:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            yield j, items[j] * 10
+
+    return run
+
+
+def test_ordered_results_come_in_item_order_and_halve_on_out_of_memory():
+    calls, shrunk = [], []
+    out = list(ordered_results(list(range(7)), 4, _fake_run(calls, fail_above=2, fail_after=3),
+                               on_shrink=lambda w, e: shrunk.append(w)))
+    assert out == [(x, x * 10) for x in range(7)]  # in order, nothing lost or repeated
+    assert shrunk == [2] and [w for _, w in calls] == [4, 2]
+    # the second run gets only the items without a result: 1, 0 and 3 came back before the
+    # error (3 ahead of 2, so it waited), 2 did not
+    assert calls[0][0] == list(range(7)) and calls[1][0] == [2, 4, 5, 6]
+
+
+def test_ordered_results_ramp_and_errors():
     calls = []
+    out = list(ordered_results(list(range(20)), 8, _fake_run(calls), ramp=ramp_sizes(8)))
+    assert [x for x, _ in out] == list(range(20))
+    width = calls[0][1]
+    assert [width(k) for k in range(5)] == [2, 4, 8, 8, 8] and ramp_sizes(3)(10) == 3
 
-    def run(group):
-        calls.append(list(group))
-        if len(group) > 2:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return [x * 10 for x in group]
-
-    shrunk = []
-    runs = list(shrinking_batches(list(range(7)), 4, run, on_shrink=lambda b, e: shrunk.append(b)))
-    assert [r.items for r in runs] == [[0, 1], [2, 3], [4, 5], [6]]
-    assert [x for r in runs for x in r.results] == [x * 10 for x in range(7)]
-    assert calls[0] == [0, 1, 2, 3] and shrunk == [2]  # later batches stay small
-
-
-def test_shrinking_batches_follow_a_ramp_and_raise_other_errors():
-    runs = list(shrinking_batches(list(range(20)), 8, lambda g: list(g), sizes=ramp_sizes(8)))
-    assert [len(r.items) for r in runs] == [2, 4, 8, 6]
-
-    def broken(group):
+    def broken(items, width):
         raise ValueError("not memory")
+        yield
 
     with pytest.raises(ValueError, match="not memory"):
-        list(shrinking_batches([1, 2], 2, broken))
+        list(ordered_results([1, 2], 2, broken))
     with pytest.raises(BatchOutOfMemory) as err:
-        list(shrinking_batches(["a", "b"], 2, lambda g: (_ for _ in ()).throw(RuntimeError("out of memory"))))
+        list(ordered_results(["a", "b"], 2, _fake_run([], fail_above=0)))
     assert err.value.item == "a"
+    with pytest.raises(ValueError, match="at least 1"):
+        list(ordered_results([1], 0, broken))
 
 
 def test_out_of_memory_detection():
@@ -246,19 +304,33 @@ def _spy(pipeline, monkeypatch):
     """Record which segments went through the batched and the sequential paths."""
     calls = []
     engine = pipeline.engine
-    batch, alone = engine.generate_batch, engine.segment_chunks
+    batch, alone = engine.generate_stream, engine.segment_chunks
 
-    def generate_batch(segments, **kw):
-        calls.append(("batch", [s.index for s in segments]))
+    def generate_stream(segments, **kw):
+        calls.append(("batch", [s.index for s in segments], kw["max_active"]))
         return batch(segments, **kw)
 
     def segment_chunks(segment, **kw):
-        calls.append(("alone", [segment.index]))
+        calls.append(("alone", [segment.index], None))
         return alone(segment, **kw)
 
-    monkeypatch.setattr(engine, "generate_batch", generate_batch)
+    monkeypatch.setattr(engine, "generate_stream", generate_stream)
     monkeypatch.setattr(engine, "segment_chunks", segment_chunks)
     return calls
+
+
+def _widths(pipeline, monkeypatch):
+    """Record how many segments each of T3's forward passes held."""
+    widths = []
+    real = t3_batch._Stepper._forward
+
+    def forward(self, inputs, mask, positions, past, rows):
+        if inputs.size(1) == 1:  # decode steps
+            widths.append(rows)
+        return real(self, inputs, mask, positions, past, rows)
+
+    monkeypatch.setattr(t3_batch._Stepper, "_forward", forward)
+    return widths
 
 
 def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
@@ -267,9 +339,11 @@ def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
     plan = pipe.planner.plan(TEXT)
     assert len(plan) >= 6 and pipe.batching(plan) == 4
     calls = _spy(pipe, monkeypatch)
+    widths = _widths(pipe, monkeypatch)
     result = pipe.synthesize(TEXT)
-    assert calls[0] == ("batch", [0, 1, 2, 3])  # no look-ahead: full batches from the start
-    assert all(kind == "batch" for kind, _ in calls)
+    # no look-ahead: one continuous generation, 4 segments at a time from the start
+    assert calls == [("batch", list(range(len(plan))), 4)]
+    assert max(widths) == 4 and widths.count(4) > 1  # segments joined as others ended
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)
     batched = result.metrics
     assert [s.segment.index for s in batched.segments] == list(range(len(plan)))
@@ -285,12 +359,14 @@ def test_lookahead_streams_the_first_segment_alone_then_ramps_batches(
     calls = _spy(pipe, monkeypatch)
     stream = pipe.stream(TEXT)
     first = next(stream)
-    assert first.segment.index == 0 and calls == [("alone", [0])]  # nothing batched yet
+    assert first.segment.index == 0 and calls == [("alone", [0], None)]  # nothing batched yet
+    widths = _widths(pipe, monkeypatch)
     chunks = [first, *stream]
     n = len(pipe.planner.plan(TEXT))
-    sizes = [len(ids) for kind, ids in calls[1:]]
-    assert all(kind == "batch" for kind, _ in calls[1:]) and sizes[:2] == [2, 4]
-    assert [i for _, ids in calls for i in ids] == list(range(n))
+    (kind, ids, width), = calls[1:]
+    assert kind == "batch" and ids == list(range(1, n))
+    assert [width(k) for k in range(4)] == [2, 4, 4, 4]  # the ramp
+    assert widths[0] == 2 and max(widths) == 4
     seen = [c.segment.index for c in chunks]
     assert seen == sorted(seen) and set(seen) == set(range(n))
     np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), sequential_audio.audio)
@@ -300,18 +376,20 @@ def test_a_batch_that_runs_out_of_memory_is_retried_smaller(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
     sizes = []
-    real = pipe.engine.generate_batch
+    real = pipe.engine.generate_stream
 
-    def flaky(segments, **kw):
-        sizes.append(len(segments))
-        if len(segments) > 2:
-            raise RuntimeError("simulated allocation failure")
-        return real(segments, **kw)
+    def flaky(segments, *, max_active, **kw):
+        sizes.append((len(segments), max_active))
+        for n, (i, result) in enumerate(real(segments, max_active=max_active, **kw)):
+            if max_active > 2 and n == 1:  # the second result never comes
+                raise RuntimeError("simulated allocation failure")
+            yield i, result
 
-    monkeypatch.setattr(pipe.engine, "generate_batch", flaky)
+    monkeypatch.setattr(pipe.engine, "generate_stream", flaky)
     pipe.is_out_of_memory = lambda exc: "simulated allocation failure" in str(exc)
     result = pipe.synthesize(TEXT)
-    assert sizes[0] == 4 and sizes[1:] and max(sizes[1:]) <= 2
+    n = len(pipe.planner.plan(TEXT))
+    assert sizes == [(n, 4), (n - 1, 2)]  # the finished segment is kept, the rest restart narrower
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)  # nothing lost
     assert result.metrics.generation.completed
 
@@ -321,8 +399,9 @@ def test_out_of_memory_with_one_segment_names_the_segment(sequential, tiny_check
 
     def always(segments, **kw):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        yield
 
-    monkeypatch.setattr(pipe.engine, "generate_batch", always)
+    monkeypatch.setattr(pipe.engine, "generate_stream", always)
     with pytest.raises(SynthesisError, match=r"segment 1 \('The second'\) ran out of memory even in a batch of one"):
         list(pipe.stream(TEXT))
     assert pipe.last_metrics.generation.completed is False
@@ -333,11 +412,11 @@ def test_a_batch_failing_otherwise_falls_back_to_one_at_a_time(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=8)
     calls = _spy(pipe, monkeypatch)
-    monkeypatch.setattr(pipe.engine, "_batch_loop", None)  # generate_batch now fails
+    monkeypatch.setattr(pipe.engine, "_batch_loop", None)  # generate_stream now fails
     with pytest.warns(RuntimeWarning, match="generating them one at a time"):
         result = pipe.synthesize(TEXT)
     n = len(pipe.planner.plan(TEXT))
-    assert [ids for kind, ids in calls if kind == "alone"] == [[i] for i in range(n)]
+    assert [ids for kind, ids, _ in calls if kind == "alone"] == [[i] for i in range(n)]
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)
 
 

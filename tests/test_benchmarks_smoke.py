@@ -33,6 +33,6 @@ def test_bench_batch_quick_mode(tmp_path, tokenizer_path):
     data = json.loads(out.read_text())
     assert data["environment"]["python"] and "|" in done.stdout
     modes = data["results"]["modes"]
-    assert set(modes) == {"sequential", "B=2", "B=4", "B=8"}
+    assert set(modes) == {"sequential", "B=2", "B=4", "B=8", "B=8 fixed"}
     assert all(m["equal_to_sequential"] for m in modes.values())
     assert set(data["results"]["time_to_first_audio"]) == {"plain", "lookahead"}

@@ -29,6 +29,7 @@ from .t3_batch import (
     COND_TOKENS_BOUND,
     BatchedSpeechTokenLoop,
     BatchItem,
+    Width,
     auto_batch_size,
     free_memory_bytes,
     kv_cache_bytes_per_row,
@@ -288,16 +289,33 @@ class ChatterboxEngine:
         return auto_batch_size(free_memory_bytes(device), need, device_type=device.type)
 
     def generate_batch(self, segments: Sequence[Segment], *, attention: Any,
-                       generators: Sequence[torch.Generator | None]) -> list[SegmentResult]:
-        """Speech tokens of ``segments`` generated together (one batch), in order.
+                       generators: Sequence[torch.Generator | None],
+                       max_active: Width = None) -> list[SegmentResult]:
+        """Speech tokens of ``segments`` generated together, in order (see
+        :meth:`generate_stream`; this waits for all of them)."""
+        results: list[SegmentResult | None] = [None] * len(segments)
+        for i, result in self.generate_stream(segments, attention=attention, generators=generators,
+                                              max_active=max_active):
+            results[i] = result
+        return [r for r in results if r is not None]
 
-        Each segment gets exactly the tokens :meth:`segment_chunks` would sample for
-        it with the same generator (same voice, no cross-segment prompt). The
-        batch's time is shared among the segments by their token counts.
+    def generate_stream(self, segments: Sequence[Segment], *, attention: Any,
+                        generators: Sequence[torch.Generator | None],
+                        max_active: Width = None) -> Iterator[tuple[int, SegmentResult]]:
+        """Speech tokens of ``segments`` by continuous batching: ``(i, result)`` for
+        ``segments[i]`` as soon as it ends.
+
+        At most ``max_active`` segments (default: all; a number, or a function of
+        how many have ended) share the batch; when one ends the next joins. Each
+        segment gets exactly the tokens :meth:`segment_chunks` would sample for it
+        with the same generator (same voice, no cross-segment prompt), whatever
+        shares its batch. ``result.generate_seconds`` is its share of the T3 time.
+        Closing the iterator early stops generation and frees the KV cache.
         """
-        started = time.perf_counter()
+        if len(generators) != len(segments):
+            raise ValueError(f"{len(segments)} segments but {len(generators)} generators")
         items, results = [], []
-        for segment, generator in zip(segments, generators, strict=True):
+        for segment, generator in zip(segments, generators):
             text = self.text_tokens(segment)
             result = SegmentResult(text_tokens=int(text.size(-1)))
             results.append(result)
@@ -305,15 +323,20 @@ class ChatterboxEngine:
                                    self.length_limits(result.text_tokens), generator,
                                    self._length_guard()))
         with attention_implementation(self.t3, attention.attn_implementation):
-            rows = self._batch_loop.generate(items, sampling=self.sampling,
-                                             alignment=alignment_options(attention))
-        spent = time.perf_counter() - started
-        total = sum(len(r.tokens) for r in rows) or 1
-        for result, row in zip(results, rows):
-            result.speech_tokens = row.tokens
-            result.stopped_by = row.stopped_by
-            result.generate_seconds = spent * len(row.tokens) / total
-        return results
+            events = self._batch_loop.events(items, sampling=self.sampling,
+                                             alignment=alignment_options(attention),
+                                             max_active=max_active)
+            try:
+                for event in events:
+                    result = results[event.position]
+                    if event.token is not None:
+                        result.speech_tokens.append(event.token)
+                        continue
+                    result.stopped_by = event.stopped_by or ""
+                    result.generate_seconds = event.seconds
+                    yield event.position, result
+            finally:
+                events.close()
 
     def decoded_chunks(self, segment: Segment, result: SegmentResult, *, chunk_size: Any,
                        context_window: Any) -> Iterator[EngineChunk]:

@@ -19,25 +19,32 @@ it gets alone with the same generator (``tests/test_batch.py``):
 * a segment that stops (stop token, its own length limit) leaves the batch: its
   rows are dropped from the KV cache, the mask and the positions, so finished
   segments stop costing compute, and padding columns no remaining row needs are
-  cut off the front of the cache.
+  cut off the front of the cache;
+* continuous batching: with more segments than ``max_active``, the next waiting
+  segment is prefilled as soon as one ends and joins the running batch (the
+  narrower of the two KV caches is left-padded to the other's length), so the
+  batch stays full instead of draining to its longest segment;
+* the KV cache is a :class:`.kv_cache.GrowingCache`: steps append in place.
 
-Also here: how many segments fit in memory (:func:`auto_batch_size`), and
-running a list of segments in batches that shrink when one runs out of memory
-(:func:`shrinking_batches`).
+Also here: how many segments fit in memory (:func:`auto_batch_size`), and results
+in segment order from a generation whose width halves when it runs out of memory
+(:func:`ordered_results`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from .alignment import AlignmentGuard, LengthGuard
 from .attention_kernels import AttentionTap, check_heads, tapping
+from .kv_cache import GrowingCache, growing_cache
 from .t3_stream import AlignmentOptions, LengthLimits, SamplingOptions, stop_reason
 
 #: Upper bound on T3's conditioning length (speaker, perceiver-resampled prompt, emotion: 34).
@@ -78,6 +85,9 @@ class TokenEvent:
     position: int
     token: int | None
     stopped_by: str | None = None
+    #: On a segment's last event: its share of the T3 time (each forward pass's
+    #: time split evenly among the segments in it).
+    seconds: float = 0.0
 
 
 @dataclass
@@ -87,6 +97,8 @@ class RowResult:
     tokens: list[int] = field(default_factory=list)
     stopped_by: str = ""
     guard: AlignmentGuard | None = None
+    #: Its share of the T3 time (see :attr:`TokenEvent.seconds`).
+    seconds: float = 0.0
 
 
 @dataclass
@@ -95,11 +107,17 @@ class _Row:
 
     position: int
     item: BatchItem
+    #: Padding columns in front of this row's keys (they get no attention weight).
     pad: int
+    #: Speech ids so far, start token first (what the repetition penalty reads).
     generated: torch.Tensor
     guard: AlignmentGuard | None
     lengths: LengthGuard | None
     tokens: list[int] = field(default_factory=list)
+    #: Decode steps done: the next sample is this row's step ``step``.
+    step: int = 0
+    #: Its share of the forward passes' time so far.
+    seconds: float = 0.0
 
 
 def left_pad(embeds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
@@ -144,15 +162,18 @@ class BatchedSpeechTokenLoop:
         self.hp = t3.hp
 
     def generate(self, items: Sequence[BatchItem], *, sampling: SamplingOptions,
-                 alignment: AlignmentOptions | None = None) -> list[RowResult]:
-        """Run every item to its end; results in item order."""
+                 alignment: AlignmentOptions | None = None,
+                 max_active: Width = None) -> list[RowResult]:
+        """Run every item to its end; results in item order (see :meth:`events`)."""
         results = [RowResult() for _ in items]
         guards: dict[int, AlignmentGuard] = {}
-        for event in self.events(items, sampling=sampling, alignment=alignment, guards=guards):
+        for event in self.events(items, sampling=sampling, alignment=alignment, guards=guards,
+                                 max_active=max_active):
             if event.token is not None:
                 results[event.position].tokens.append(event.token)
             else:
                 results[event.position].stopped_by = event.stopped_by or ""
+                results[event.position].seconds = event.seconds
         for position, guard in guards.items():
             results[position].guard = guard
         return results
@@ -160,138 +181,244 @@ class BatchedSpeechTokenLoop:
     @torch.inference_mode()
     def events(self, items: Sequence[BatchItem], *, sampling: SamplingOptions,
                alignment: AlignmentOptions | None = None,
-               guards: dict[int, AlignmentGuard] | None = None) -> Iterator[TokenEvent]:
+               guards: dict[int, AlignmentGuard] | None = None,
+               max_active: Width = None) -> Iterator[TokenEvent]:
         """Yield each sampled token and each segment's end as they happen.
 
-        Tokens of one step come in item order. ``guards`` (if given) receives each
-        item's alignment guard, by position. Closing the iterator early drops the
-        KV cache with the generator's frame.
+        At most ``max_active`` items (default: all) are in the batch at once;
+        when one ends, the next waiting item is prefilled and joins the running
+        batch (continuous batching), so the batch stays full until the items run
+        out. ``max_active`` may be a function of how many items have ended (a
+        ramp: few rows first, so the first results come soon). Items join in
+        order; tokens of one step come in the order the rows joined. ``guards`` (if given) receives each item's alignment guard, by
+        position. Closing the iterator early drops the KV cache with the
+        generator's frame.
         """
         if not items:
             return
-        t3, hp = self.t3, self.hp
-        cfg = sampling.cfg_weight > 0.0
-        per = 2 if cfg else 1
+        if isinstance(max_active, int) and max_active < 1:
+            raise ValueError(f"max_active must be at least 1, got {max_active}")
+        step = _Stepper(self.t3, items, sampling, alignment, guards)
+        waiting = list(range(len(items)))
+        running: _Batch | None = None
+        try:
+            while waiting or running is not None:
+                width = _width(max_active, len(items), step.ended)
+                if waiting and (running is None or len(running.rows) < width):
+                    free = width - (0 if running is None else len(running.rows))
+                    joining, waiting = waiting[:free], waiting[free:]
+                    fresh = yield from step.prefill(joining)
+                    running = fresh if running is None else running.join(fresh)
+                    continue
+                assert running is not None
+                running = yield from step.decode(running)
+        finally:
+            running = None
+            step.close()
+
+
+#: How many items may be in the batch at once: a number, ``None`` (all), or a function
+#: of how many items have ended so far.
+Width = int | Callable[[int], int] | None
+
+
+def _width(max_active: Width, items: int, ended: int) -> int:
+    if max_active is None:
+        return items
+    width = max_active(ended) if callable(max_active) else max_active
+    return max(1, int(width))
+
+
+@dataclass
+class _Batch:
+    """The rows in flight: their KV cache, attention mask (one column per cached
+    position) and each row's last position id. ``None`` stands for an empty batch."""
+
+    rows: list[_Row]
+    past: GrowingCache
+    mask: torch.Tensor
+    positions: torch.Tensor
+
+    def keep(self, keep: list[int], per: int) -> _Batch | None:
+        """The batch without the rows not in ``keep`` (indexes into ``rows``); finished
+        rows leave the cache, and padding no remaining row needs is cut off."""
+        if len(keep) == len(self.rows):
+            return self
+        if not keep:
+            return None
+        rows = [self.rows[j] for j in keep]
+        index = torch.tensor([j * per + r for j in keep for r in range(per)],
+                             dtype=torch.long, device=self.mask.device)
+        self.past.batch_select_indices(index)
+        mask = _trim_common_padding(self.past, self.mask[index], rows)
+        return _Batch(rows, self.past, mask, self.positions[index])
+
+    def join(self, other: _Batch | None) -> _Batch:
+        """This batch with ``other``'s rows after its own: the narrower cache is
+        left-padded (zero keys and values, mask 0) to the wider one's length."""
+        if other is None:
+            return self
+        ours, theirs = self.past.get_seq_length(), other.past.get_seq_length()
+        wide = max(ours, theirs)
+        for rows, extra in ((self.rows, wide - ours), (other.rows, wide - theirs)):
+            for row in rows:
+                row.pad += extra
+        past = self.past.concatenate_rows(other.past)
+
+        def widen(mask: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.pad(mask, (wide - mask.size(1), 0), value=0)
+
+        return _Batch(self.rows + other.rows, past, torch.cat([widen(self.mask), widen(other.mask)]),
+                      torch.cat([self.positions, other.positions]))
+
+
+class _Stepper:
+    """One generation's fixed parts (model, sampling, alignment tap) and its two
+    kinds of forward pass: prefilling joining rows and one decode step."""
+
+    def __init__(self, t3: Any, items: Sequence[BatchItem], sampling: SamplingOptions,
+                 alignment: AlignmentOptions | None, guards: dict[int, AlignmentGuard] | None) -> None:
         from transformers.generation.logits_process import (
             MinPLogitsWarper,
             RepetitionPenaltyLogitsProcessor,
             TopPLogitsWarper,
         )
 
-        repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
-        min_p = MinPLogitsWarper(min_p=sampling.min_p)
-        top_p = TopPLogitsWarper(top_p=sampling.top_p)
-        stop = hp.stop_speech_token
-        bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
-        bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
-
-        tap = None
+        self.t3, self.hp, self.items, self.sampling = t3, t3.hp, items, sampling
+        self.alignment, self.guards = alignment, guards
+        self.cfg = sampling.cfg_weight > 0.0
+        self.per = 2 if self.cfg else 1
+        self.repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
+        self.min_p = MinPLogitsWarper(min_p=sampling.min_p)
+        self.top_p = TopPLogitsWarper(top_p=sampling.top_p)
+        self.stop = self.hp.stop_speech_token
+        self.bos = torch.tensor([[self.hp.start_speech_token]], dtype=torch.long, device=t3.device)
+        self.bos_embed = t3.speech_emb(self.bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+        self.tap = None
         if alignment is not None:
-            cfg_ = t3.tfmr.config
-            check_heads(alignment.heads, cfg_.num_hidden_layers, cfg_.num_attention_heads)
-            tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
+            config = t3.tfmr.config
+            check_heads(alignment.heads, config.num_hidden_layers, config.num_attention_heads)
+            self.tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
+        #: Items that have ended so far.
+        self.ended = 0
+        #: Longest a row's cache can get: the longest prompt plus the most tokens.
+        self.limit = max(COND_TOKENS_BOUND + torch.atleast_2d(i.text_tokens).size(-1) + 1
+                         + i.limits.max_new_tokens for i in items)
 
-        embeds, spans = [], []
-        for item in items:
+    def close(self) -> None:
+        if self.tap is not None:
+            self.tap.latest.clear()
+            self.tap.layer_maps.clear()
+
+    def _forward(self, inputs: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                 past: GrowingCache, rows: int) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """Logits (after CFG) of each row's last position, the aligned heads' mean map
+        per row, and the seconds it took."""
+        t3 = self.t3
+        started = time.perf_counter()
+        kwargs = dict(inputs_embeds=inputs, attention_mask=mask, position_ids=positions,
+                      past_key_values=past, use_cache=True, return_dict=True)
+        if self.tap is not None:
+            self.tap.rows = tuple(range(0, rows * self.per, self.per))
+            with tapping(self.tap):
+                out = t3.tfmr(**kwargs)
+        else:
+            out = t3.tfmr(**kwargs)
+        logits = t3.speech_head(out.last_hidden_state[:, -1, :])
+        del out
+        if self.cfg:
+            cond, uncond = logits[0::self.per], logits[1::self.per]
+            weight = torch.as_tensor(self.sampling.cfg_weight, dtype=cond.dtype, device=cond.device)
+            logits = cond + weight * (cond - uncond)
+        maps = self.tap.mean() if self.tap is not None else None
+        return logits, maps, time.perf_counter() - started
+
+    def prefill(self, positions_: list[int]) -> Iterator[TokenEvent]:
+        """Prefill the items at ``positions_`` as one left-padded batch, sample their
+        first tokens; returns (as the generator's value) the batch of those still going."""
+        t3, hp, per = self.t3, self.hp, self.per
+        embeds, rows = [], []
+        for position in positions_:
+            item = self.items[position]
             text = torch.atleast_2d(item.text_tokens).to(dtype=torch.long, device=t3.device)
             if text.size(0) != per:
                 raise ValueError(f"each item's text tokens need {per} row(s) with cfg_weight="
-                                 f"{sampling.cfg_weight}, got {text.size(0)}")
+                                 f"{self.sampling.cfg_weight}, got {text.size(0)}")
             start = hp.start_speech_token * torch.ones_like(text[:, :1])
             emb, len_cond = t3.prepare_input_embeds(t3_cond=item.t3_cond, text_tokens=text,
-                                                    speech_tokens=start, cfg_weight=sampling.cfg_weight)
-            embeds.append(torch.cat([emb, bos_embed.expand(per, -1, -1)], dim=1))
-            spans.append((len_cond, len_cond + text.size(-1)))
+                                                    speech_tokens=start, cfg_weight=self.sampling.cfg_weight)
+            embeds.append(torch.cat([emb, self.bos_embed.expand(per, -1, -1)], dim=1))
+            span = (len_cond, len_cond + text.size(-1))
+            guard = None
+            if self.alignment is not None:
+                guard = AlignmentGuard(span, self.stop, repetition_run=self.alignment.repetition_run)
+                if self.guards is not None:
+                    self.guards[position] = guard
+            lengths = LengthGuard(span[1] - span[0], self.stop, *item.length_guard) if item.length_guard else None
+            rows.append(_Row(position, item, 0, self.bos.clone(), guard, lengths))
         inputs, mask, positions, pads = left_pad(embeds)
         del embeds
+        for row, pad in zip(rows, pads):
+            row.pad = pad
+        past = growing_cache(t3.tfmr.config, limit=inputs.size(1) + self.limit)
+        logits, maps, seconds = self._forward(inputs, mask, positions, past, len(rows))
+        batch = _Batch(rows, past, mask, positions[:, -1:])
+        keep = yield from self._sample(batch, logits, maps, seconds, prefill=True)
+        return batch.keep(keep, per)
 
-        rows: list[_Row] = []
-        for position, (item, pad, span) in enumerate(zip(items, pads, spans)):
-            guard = None
-            if alignment is not None:
-                guard = AlignmentGuard(span, stop, repetition_run=alignment.repetition_run)
-                if guards is not None:
-                    guards[position] = guard
-            text_len = span[1] - span[0]
-            lengths = LengthGuard(text_len, stop, *item.length_guard) if item.length_guard else None
-            rows.append(_Row(position, item, pad, bos.clone(), guard, lengths))
+    def decode(self, batch: _Batch) -> Iterator[TokenEvent]:
+        """One decode step of every row in ``batch``; returns the batch of the rows still going."""
+        t3, per = self.t3, self.per
+        last = torch.cat([row.generated[:, -1:] for row in batch.rows], dim=0)  # (n, 1)
+        steps = torch.tensor([[row.step] for row in batch.rows], device=last.device)
+        embed = t3.speech_emb(last) + t3.speech_pos_emb.get_fixed_embedding(steps)
+        inputs = embed.repeat_interleave(per, dim=0)
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones(batch.mask.size(0), 1)], dim=1)
+        batch.positions = batch.positions + 1
+        logits, maps, seconds = self._forward(inputs, batch.mask, batch.positions, batch.past,
+                                              len(batch.rows))
+        keep = yield from self._sample(batch, logits, maps, seconds, prefill=False)
+        return batch.keep(keep, per)
 
-        weight = None
-        past: Any = None
-        step = 0
-        try:
-            while rows:
-                if tap is not None:
-                    tap.rows = tuple(range(0, len(rows) * per, per))
-                    with tapping(tap):
-                        out = t3.tfmr(inputs_embeds=inputs, attention_mask=mask, position_ids=positions,
-                                      past_key_values=past, use_cache=True, return_dict=True)
-                else:
-                    out = t3.tfmr(inputs_embeds=inputs, attention_mask=mask, position_ids=positions,
-                                  past_key_values=past, use_cache=True, return_dict=True)
-                past = out.past_key_values
-                logits = t3.speech_head(out.last_hidden_state[:, -1, :])
-                del out
-                if cfg:
-                    cond, uncond = logits[0::per], logits[1::per]
-                    if weight is None:
-                        weight = torch.as_tensor(sampling.cfg_weight, dtype=cond.dtype, device=cond.device)
-                    logits = cond + weight * (cond - uncond)
-                maps = tap.mean() if tap is not None else None
-
-                keep: list[int] = []
-                sampled: list[torch.Tensor] = []
-                for j, row in enumerate(rows):
-                    row_logits = logits[j:j + 1]
-                    if row.guard is not None:
-                        assert maps is not None
-                        attention = unpadded_map(maps[j], row.pad, prefill=step == 0)
-                        row_logits = row.guard.step(attention, row_logits, int(row.generated[0, -1]))
-                    if row.lengths is not None:
-                        row_logits = row.lengths.step(step, row_logits)
-                    limits = row.item.limits
-                    if limits.ignore_stop or step < limits.min_new_tokens:
-                        row_logits[:, stop] = -float("inf")
-                    row_logits = repetition(row.generated, row_logits)
-                    if sampling.temperature != 1.0:
-                        row_logits = row_logits / sampling.temperature
-                    row_logits = top_p(row.generated, min_p(row.generated, row_logits))
-                    probs = torch.softmax(row_logits, dim=-1)
-                    token = torch.multinomial(probs, num_samples=1, generator=row.item.generator)
-                    value = int(token.item())
-                    if value == stop:
-                        yield TokenEvent(row.position, None, stop_reason(len(row.tokens), limits, row.guard))
-                        continue
-                    row.tokens.append(value)
-                    yield TokenEvent(row.position, value)
-                    if len(row.tokens) >= limits.max_new_tokens:
-                        yield TokenEvent(row.position, None, stop_reason(len(row.tokens), limits, row.guard))
-                        continue
-                    row.generated = torch.cat([row.generated, token], dim=1)
-                    keep.append(j)
-                    sampled.append(token)
-                del logits, maps
-
-                if len(keep) < len(rows):
-                    rows = [rows[j] for j in keep]
-                    if not rows:
-                        break
-                    index = torch.tensor([j * per + r for j in keep for r in range(per)],
-                                         dtype=torch.long, device=mask.device)
-                    past.batch_select_indices(index)
-                    mask, positions = mask[index], positions[index]
-                    mask = _trim_common_padding(past, mask, rows)
-                tokens = torch.cat(sampled, dim=0)  # (n, 1)
-                embed = t3.speech_emb(tokens) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
-                inputs = embed.repeat_interleave(per, dim=0)
-                mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
-                positions = positions[:, -1:] + 1
-                step += 1
-        finally:
-            del past
-            if tap is not None:
-                tap.latest.clear()
-                tap.layer_maps.clear()
+    def _sample(self, batch: _Batch, logits: torch.Tensor, maps: torch.Tensor | None,
+                seconds: float, *, prefill: bool) -> Iterator[TokenEvent]:
+        """Sample each row's next token exactly as the one-segment loop does; yields the
+        events and returns the indexes (into ``batch.rows``) of the rows still going.
+        ``seconds`` (the forward pass's) is shared evenly among the rows."""
+        sampling, stop = self.sampling, self.stop
+        keep: list[int] = []
+        share = seconds / len(batch.rows)
+        for j, row in enumerate(batch.rows):
+            row.seconds += share
+            row_logits = logits[j:j + 1]
+            if row.guard is not None:
+                assert maps is not None
+                attention = unpadded_map(maps[j], row.pad, prefill=prefill)
+                row_logits = row.guard.step(attention, row_logits, int(row.generated[0, -1]))
+            if row.lengths is not None:
+                row_logits = row.lengths.step(row.step, row_logits)
+            limits = row.item.limits
+            if limits.ignore_stop or row.step < limits.min_new_tokens:
+                row_logits[:, stop] = -float("inf")
+            row_logits = self.repetition(row.generated, row_logits)
+            if sampling.temperature != 1.0:
+                row_logits = row_logits / sampling.temperature
+            row_logits = self.top_p(row.generated, self.min_p(row.generated, row_logits))
+            probs = torch.softmax(row_logits, dim=-1)
+            token = torch.multinomial(probs, num_samples=1, generator=row.item.generator)
+            value = int(token.item())
+            if value != stop:
+                row.tokens.append(value)
+                yield TokenEvent(row.position, value)
+            if value == stop or len(row.tokens) >= limits.max_new_tokens:
+                self.ended += 1
+                yield TokenEvent(row.position, None, stop_reason(len(row.tokens), limits, row.guard),
+                                 row.seconds)
+                continue
+            row.generated = torch.cat([row.generated, token], dim=1)
+            row.step += 1
+            keep.append(j)
+        return keep
 
 
 def _trim_common_padding(past: Any, mask: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
@@ -300,12 +427,7 @@ def _trim_common_padding(past: Any, mask: torch.Tensor, rows: list[_Row]) -> tor
     common = min(row.pad for row in rows)
     if common <= 0:
         return mask
-    for layer in getattr(past, "layers", ()):
-        if getattr(layer, "keys", None) is None or layer.keys.dim() != 4:
-            return mask  # an unknown cache layout: keep the padding, it is harmless
-    for layer in past.layers:
-        layer.keys = layer.keys[:, :, common:]
-        layer.values = layer.values[:, :, common:]
+    past.drop_front(common)
     for row in rows:
         row.pad -= common
     return mask[:, common:]
@@ -387,58 +509,65 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass
-class BatchRun(Generic[T, R]):
-    """One batch that ran: its items, their results (same order) and the size limit then."""
-
-    items: list[T]
-    results: list[R]
-    limit: int
-
-
 def ramp_sizes(batch_size: int) -> Callable[[int], int]:
-    """Look-ahead schedule: batch ``k`` has ``2 ** (k + 1)`` segments, up to ``batch_size``
-    (short batches first, so the audio buffered ahead of playback grows quickly)."""
+    """Look-ahead ramp: with ``k`` segments ended, up to ``2 ** (k + 1)`` in the batch,
+    at most ``batch_size`` (a short batch first, so the first results come soon and
+    the audio buffered ahead of playback grows quickly)."""
     return lambda k: max(1, min(batch_size, 2 ** (k + 1)))
 
 
-def shrinking_batches(items: Sequence[T], batch_size: int, run: Callable[[list[T]], list[R]], *,
-                      sizes: Callable[[int], int] | None = None,
-                      is_oom: Callable[[BaseException], bool] = is_out_of_memory,
-                      on_shrink: Callable[[int, BaseException], None] | None = None,
-                      ) -> Iterator[BatchRun[T, R]]:
-    """Run ``items`` in consecutive batches of up to ``batch_size``, lazily, in order.
+def ordered_results(items: Sequence[T], batch_size: int,
+                    run: Callable[[list[T], Width], Iterator[tuple[int, R]]], *,
+                    ramp: Callable[[int], int] | None = None,
+                    is_oom: Callable[[BaseException], bool] = is_out_of_memory,
+                    on_shrink: Callable[[int, BaseException], None] | None = None,
+                    ) -> Iterator[tuple[T, R]]:
+    """``(item, result)`` for every item, in item order, lazily.
 
-    ``sizes(k)`` (default: always ``batch_size``) is the wanted size of batch
-    ``k``. A batch whose ``run`` raises an out-of-memory error (``is_oom``) is
-    retried from scratch at half its size, and later batches stay at most that
-    size; no item is lost or repeated. A batch of one that still runs out of
-    memory raises :class:`BatchOutOfMemory` naming the item. Other errors
-    propagate.
+    ``run(items, width)`` generates results by continuous batching with at most
+    ``width`` items at once (a number, or a function of how many have ended) and
+    yields ``(index into its items, result)`` as each ends, in any order; results
+    that come early wait here for the ones before them. ``ramp(k)`` (optional)
+    caps the width after ``k`` items have ended. When ``run`` raises an
+    out-of-memory error (``is_oom``), the items without a result start again in a
+    new ``run`` at half the width in use, and the width never grows back; no item
+    is lost or repeated. At width one, out of memory raises :class:`BatchOutOfMemory`
+    naming the first item without a result. Other errors propagate.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    want = sizes or (lambda _k: batch_size)
-    limit, start, k = batch_size, 0, 0
-    while start < len(items):
-        group = list(items[start:start + max(1, min(limit, want(k)))])
+    done: dict[int, R] = {}
+    limit, k = batch_size, 0
+    while k < len(items):
+        todo = [i for i in range(k, len(items)) if i not in done]
+
+        def width(ended: int, limit: int = limit) -> int:
+            return max(1, min(limit, ramp(ended))) if ramp is not None else limit
+
+        ended = 0
+        stream = run([items[i] for i in todo], width if ramp is not None else limit)
         try:
-            results = run(group)
+            for j, result in stream:
+                done[todo[j]] = result
+                ended += 1
+                while k in done:
+                    yield items[k], done.pop(k)
+                    k += 1
         except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
             if not is_oom(exc):
                 raise
-            if len(group) == 1:
-                raise BatchOutOfMemory(group[0], exc) from exc
-            limit = len(group) // 2
+            in_use = width(ended)
+            if in_use <= 1:
+                first = next(i for i in todo if i not in done)
+                raise BatchOutOfMemory(items[first], exc) from exc
+            limit = in_use // 2
             _release_cached_memory()
             if on_shrink is not None:
                 on_shrink(limit, exc)
-            continue
-        if len(results) != len(group):
-            raise RuntimeError(f"a batch of {len(group)} returned {len(results)} results")
-        yield BatchRun(group, list(results), limit)
-        start += len(group)
-        k += 1
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
 
 def _release_cached_memory() -> None:
@@ -450,16 +579,16 @@ __all__ = [
     "AUTO_CAP",
     "BatchItem",
     "BatchOutOfMemory",
-    "BatchRun",
     "BatchedSpeechTokenLoop",
     "RowResult",
     "TokenEvent",
+    "Width",
     "auto_batch_size",
     "free_memory_bytes",
     "is_out_of_memory",
     "kv_cache_bytes_per_row",
     "left_pad",
     "ramp_sizes",
-    "shrinking_batches",
+    "ordered_results",
     "unpadded_map",
 ]

@@ -29,6 +29,7 @@ import torch
 
 from .alignment import AlignmentGuard, LengthGuard
 from .attention_kernels import DEFAULT_ALIGNED_HEADS, AttentionTap, check_heads, tapping
+from .kv_cache import growing_cache
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class SpeechTokenLoop:
         if length_guard is not None:
             lengths = LengthGuard(text_tokens.size(-1), stop, *length_guard)
 
-        past = None
+        past = growing_cache(t3.tfmr.config, limit=inputs.size(1) + limits.max_new_tokens)
         for step in range(limits.max_new_tokens):
             if tap is not None:
                 with tapping(tap):
