@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from seqopt_core.harness.memory import rss_bytes  # noqa: F401 (re-exported to the scripts)
-from seqopt_core.harness.stats import percentile, summarize  # noqa: F401 (re-exported to the scripts)
+from seqopt_core.harness.stats import percentile, playback_stalls, summarize  # noqa: F401 (re-exported)
 from seqopt_core.harness.texts import CONTENT_CLASSES, corpus_text, paragraphs  # noqa: F401
 from seqopt_core.harness.texts import corpus_paragraphs as _corpus_paragraphs
 

@@ -32,7 +32,9 @@ time to first audio (TTFA), real-time factor (RTF = wall / audio seconds, pauses
 between segments included; ``RTF speech`` leaves them out), wall and audio
 seconds, segments, chunks (= S3Gen calls), speech tokens and tokens/s, where the
 time went (T3 sampling vs S3Gen decoding), peak memory (on CPU the process's
-peak RSS, which only grows) and planning time; plus the rtx4090/baseline ratios
+peak RSS, which only grows), playback stalls (seconds of silence a listener who
+starts at the first chunk would hear while waiting for later chunks,
+``seqopt_core.harness.stats.playback_stalls``) and planning time; plus the rtx4090/baseline ratios
 of TTFA and RTF within each round. Medians over repeats; the JSON holds every
 sample.
 
@@ -147,12 +149,14 @@ class Meter:
 def metered(engine: Any, meter: Meter):
     """Count T3 and S3Gen time on ``engine`` (instance attributes, restored after).
 
-    T3: ``EngineChunk.generate_seconds`` (sampling of the chunk's tokens; the
-    first chunk's includes the prompt prefill). S3Gen: every
-    ``s3gen.inference`` call, timed around the call.
+    T3: ``EngineChunk.generate_seconds`` of segments streamed alone (sampling of
+    the chunk's tokens; the first chunk's includes the prompt prefill), plus each
+    batched segment's share of the batch's T3 time (``generate_stream``).
+    S3Gen: every ``s3gen.inference`` call, timed around the call.
     """
     s3gen = engine.s3gen
     inference, segment_chunks = s3gen.inference, engine.segment_chunks
+    generate_stream = engine.generate_stream
 
     def timed_inference(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -173,11 +177,17 @@ def metered(engine: Any, meter: Meter):
                 meter.first_t3_seconds = chunk.generate_seconds
             yield chunk
 
+    def counted_stream(*args: Any, **kwargs: Any) -> Any:
+        for i, result in generate_stream(*args, **kwargs):
+            meter.t3_seconds += result.generate_seconds
+            yield i, result
+
     s3gen.inference, engine.segment_chunks = timed_inference, counted_chunks
+    engine.generate_stream = counted_stream
     try:
         yield meter
-    finally:
-        del s3gen.inference, engine.segment_chunks  # back to the class's methods
+    finally:  # back to the class's methods
+        del s3gen.inference, engine.segment_chunks, engine.generate_stream
 
 
 # --- the work a run will do (known before it runs) -----------------------------------
@@ -221,9 +231,11 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
     meter = Meter()
     rss_before = c.rss_bytes()
     pause_samples = samples = 0
+    arrivals: list[tuple[float, float]] = []  # (ready at, audio seconds) per chunk
     started = time.perf_counter()
     with metered(pipeline.engine, meter):
         for chunk in pipeline.stream(text):
+            arrivals.append((time.perf_counter() - started, len(chunk.audio) / SAMPLE_RATE))
             samples += len(chunk.audio)
             pause_samples += chunk.pause_samples
             if verbose:
@@ -258,6 +270,8 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
         "first_chunk_t3_seconds": meter.first_t3_seconds,
         "first_chunk_s3gen_seconds": meter.first_s3gen_seconds,
         "per_segment": d["per_segment"],
+        # a listener starting at the first chunk: silent gaps while waiting for the next
+        **c.playback_stalls(arrivals),
     }
 
 
@@ -266,7 +280,7 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
 
 SUMMARY_KEYS = ("time_to_first_audio", "rtf", "rtf_speech", "wall_seconds", "audio_seconds",
                 "speech_tokens_per_second", "t3_seconds", "s3gen_seconds", "planning_seconds",
-                "peak_memory_bytes")
+                "peak_memory_bytes", "stall_seconds")
 
 
 def summarize_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -514,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{s['audio_seconds']['median']:.2f}", fmt_med(s["speech_tokens_per_second"], "{:.1f}"),
                     f"{s['t3_seconds']['median']:.1f} / {s['s3gen_seconds']['median']:.1f}",
                     f"{s['peak_memory_bytes']['median'] / 2**30:.2f}" if s["peak_memory_bytes"] else "-",
+                    f"{s['stall_seconds']['median']:.1f}",
                     c.fmt_seconds(s["planning_seconds"]["median"]),
                 ])
             base, rtx = samples[n]["baseline"], samples[n]["rtx4090"]
@@ -529,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         device_words = f"{device}" + (f" ({accel})" if accel else f" ({env['cpu_model']})")
         c.print_table(
             ["text chars", "profile", "segments", "chunks", "speech tokens", "TTFA", "RTF", "RTF speech",
-             "wall", "audio s", "tokens/s", "T3 s / S3Gen s", "peak GiB", "planning"],
+             "wall", "audio s", "tokens/s", "T3 s / S3Gen s", "peak GiB", "stalls s", "planning"],
             rows_out,
             title=f"Engine on {device_words}, {repeats} repeat(s), median "
                   f"(random weights: noise, not speech; peak = process peak RSS on CPU, only grows)")

@@ -77,6 +77,26 @@ def test_aligned_weights_equal_eager_weights_at_every_step(runs):
             torch.testing.assert_close(a[head], e[head], atol=1e-5, rtol=0)
 
 
+def test_aligned_weights_pick_rows_and_heads_by_slicing_or_gather_alike():
+    """Evenly spaced rows and heads become slices (views, no per-step index copies on a
+    GPU); anything else stays a list; both pick the same weights."""
+    assert ak._selector([3]) == slice(3, 4)
+    assert ak._selector([0, 2, 4]) == slice(0, 5, 2)
+    assert ak._selector([2, 0]) == [2, 0] and ak._selector([1, 2, 4]) == [1, 2, 4]
+    assert ak._selector([1, 1]) == [1, 1]
+    g = torch.Generator().manual_seed(0)
+    query, key = torch.randn(6, 4, 3, 8, generator=g), torch.randn(6, 4, 9, 8, generator=g)
+    mask = torch.zeros(6, 1, 3, 9)
+    mask[1, ..., :2] = float("-inf")
+    module = types.SimpleNamespace(num_key_value_groups=1)
+    for rows, heads in (((0, 2, 4), (1,)), ((4, 1), (3, 0)), ((1, 3, 5), (0, 2))):
+        got = ak.aligned_weights(module, query, key, mask, 0.3, heads, rows=rows)
+        q = query[list(rows)][:, list(heads)]
+        k = key[list(rows)][:, list(heads)]
+        want = torch.softmax(q @ k.transpose(-1, -2) * 0.3 + mask[list(rows)], dim=-1)
+        torch.testing.assert_close(got, want)
+
+
 def test_plain_sdpa_records_nothing(runs):
     maps, _ = runs["sdpa"]
     assert all(m == {} for m in maps)

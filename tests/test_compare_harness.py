@@ -33,6 +33,7 @@ from seqopt_core.harness import (
 )
 from seqopt_core.harness.runner import token_match
 from seqopt_core.harness.seams import edge_level, measure_seams, seam_ratio
+from seqopt_core.harness.stats import playback_stalls
 from seqopt_core.harness.texts import corpus_text, prefix_with_tokens
 
 # --- schedule and statistics ---------------------------------------------------------
@@ -59,6 +60,18 @@ def test_summary_and_paired_ratio():
     assert paired_ratio([None], [1.0]) is None
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_playback_stalls_count_the_silences_a_listener_hears():
+    # chunks ready ahead of playback: no stall, however late the later ones are produced
+    assert playback_stalls([(0.5, 3.0), (3.4, 1.0), (4.5, 1.0)])["stalls"] == 0
+    # ready exactly when the previous chunk ends: no stall
+    assert playback_stalls([(1.0, 1.0), (2.0, 1.0)])["stall_seconds"] == 0.0
+    # two late chunks: gaps of 0.5 s and 2 s, each measured from where playback had got to
+    s = playback_stalls([(1.0, 1.0), (2.5, 1.0), (3.0, 0.5), (6.0, 1.0)])
+    assert s == {"stalls": 2, "stall_seconds": 2.5, "longest_stall_seconds": 2.0}
+    # time to first audio is not a stall
+    assert playback_stalls([(30.0, 1.0)])["stalls"] == 0
 
 
 # --- texts ---------------------------------------------------------------------------

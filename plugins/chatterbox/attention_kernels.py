@@ -90,10 +90,23 @@ def check_heads(heads: Sequence[tuple[int, int]], layers: int, n_heads: int) -> 
                          f"{n_heads} heads")
 
 
-def _mask_rows(attention_mask: torch.Tensor, rows: list[int], k_len: int) -> torch.Tensor:
+def _selector(indexes: Sequence[int]) -> slice | list[int]:
+    """``indexes`` as a slice when they are evenly spaced and increasing (a view, no
+    gather kernel and no index tensor copied to the device each step), else a list."""
+    idx = list(indexes)
+    if len(idx) == 1:
+        return slice(idx[0], idx[0] + 1)
+    step = idx[1] - idx[0]
+    if step > 0 and all(b - a == step for a, b in zip(idx, idx[1:])):
+        return slice(idx[0], idx[-1] + 1, step)
+    return idx
+
+
+def _mask_rows(attention_mask: torch.Tensor, rows: slice | list[int], count: int,
+               k_len: int) -> torch.Tensor:
     """The model's 4-D mask for ``rows`` (a mask broadcast over the batch serves every row)."""
     mask = attention_mask[..., :k_len]
-    return mask[rows] if mask.size(0) > 1 else mask.expand(len(rows), *mask.shape[1:])
+    return mask[rows] if mask.size(0) > 1 else mask.expand(count, *mask.shape[1:])
 
 
 def aligned_weights(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
@@ -107,17 +120,21 @@ def aligned_weights(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
 
     ``query`` is ``(B, H, q, d)`` after RoPE, ``key`` the layer's full (cached) keys
     ``(B, H_kv, k, d)``. The mask is the model's (or, when SDPA got none, causal).
+    Rows and heads are picked by slicing where they can be (the usual case: one
+    head per layer, every other row under CFG), so on a GPU this costs the matmul
+    and softmax kernels alone.
     """
     groups = getattr(module, "num_key_value_groups", 1)
     picked = [0] if rows is None else list(rows)
-    q = query[picked][:, list(heads)].float()
-    k = key[picked][:, [h // groups for h in heads]].float()
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+    row_sel = _selector(picked)
+    q = query[row_sel][:, _selector(heads)].float()
+    k = key[row_sel][:, _selector([h // groups for h in heads])]
+    scores = torch.matmul(q, k.float().transpose(-1, -2)) * scaling
     q_len, k_len = scores.shape[-2:]
     if attention_mask is not None and attention_mask.dtype != torch.bool:
-        scores = scores + _mask_rows(attention_mask, picked, k_len).float()
+        scores = scores + _mask_rows(attention_mask, row_sel, len(picked), k_len).float()
     elif attention_mask is not None:
-        scores = scores.masked_fill(~_mask_rows(attention_mask, picked, k_len), float("-inf"))
+        scores = scores.masked_fill(~_mask_rows(attention_mask, row_sel, len(picked), k_len), float("-inf"))
     elif q_len > 1:
         causal = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).triu(k_len - q_len + 1)
         scores = scores.masked_fill(causal, float("-inf"))

@@ -7,7 +7,7 @@ per step, as much memory traffic as reading the weights, and it grows with the
 context. :class:`GrowingCache` keeps each layer's keys and values in a buffer
 with spare room at the end, writes each step into that room, and hands the
 attention the filled part as a view. The buffer is copied only when it fills
-(growing by half its length at least, so copies are amortized), when rows leave
+(growing by a quarter of its length at least, so copies are amortized), when rows leave
 the batch, and never beyond ``limit`` positions when the caller knows the most
 it can need.
 
@@ -24,8 +24,10 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-#: Spare positions reserved after the prompt, and the least a full buffer grows by.
-HEADROOM = 256
+#: Spare positions reserved after the prompt, and the least a full buffer grows by
+#: (a full buffer grows by a quarter of its length if that is more). Each spare
+#: position costs every row of every layer: 64 is 250 MB at 16 rows in fp32.
+HEADROOM = 64
 
 
 class GrowingLayer(DynamicLayer):
@@ -77,7 +79,7 @@ class GrowingLayer(DynamicLayer):
         """Make the buffer hold at least ``needed`` positions (copying what it holds)."""
         if needed <= self.capacity:
             return
-        grown = needed + max(self.headroom, needed // 2)
+        grown = needed + max(self.headroom, needed // 4)
         if self.limit is not None and needed <= self.limit:
             grown = min(grown, self.limit)
         shape_k = (*like_k.shape[:2], grown, like_k.size(-1))
@@ -121,7 +123,8 @@ class GrowingLayer(DynamicLayer):
 
     def concatenate_rows(self, other: GrowingLayer, width: int) -> GrowingLayer:
         """A new layer holding this layer's rows, then ``other``'s, each left-padded
-        with zeros to ``width`` positions (at least both lengths)."""
+        with zeros to ``width`` positions (at least both lengths). Both layers are
+        emptied: their buffers are released as soon as they are copied."""
         if self._k is None or other._k is None:
             raise ValueError("only filled cache layers can be concatenated")
         joined = GrowingLayer(self.limit, self.headroom)
@@ -130,14 +133,17 @@ class GrowingLayer(DynamicLayer):
         capacity = width + self.headroom
         if self.limit is not None and width <= self.limit:
             capacity = min(capacity, self.limit)
-        joined._k = self._k.new_zeros((rows, *self._k.shape[1:2], capacity, self._k.size(-1)))
-        joined._v = self._v.new_zeros((rows, *self._v.shape[1:2], capacity, self._v.size(-1)))
+        joined._k = self._k.new_empty((rows, *self._k.shape[1:2], capacity, self._k.size(-1)))
+        joined._v = self._v.new_empty((rows, *self._v.shape[1:2], capacity, self._v.size(-1)))
         r = 0
         for part in (self, other):
-            n = part._k.size(0)
-            joined._k[r:r + n, :, width - part.length:width] = part._k[:, :, :part.length]
-            joined._v[r:r + n, :, width - part.length:width] = part._v[:, :, :part.length]
+            n, pad = part._k.size(0), width - part.length
+            for mine, theirs in ((joined._k, part._k), (joined._v, part._v)):
+                mine[r:r + n, :, :pad] = 0  # padding: masked out, but must be finite
+                mine[r:r + n, :, pad:width] = theirs[:, :, :part.length]
             r += n
+            part._k = part._v = None
+            part.length = 0
         joined.length = width
         return joined
 
@@ -158,7 +164,11 @@ class GrowingCache(Cache):
 
     def concatenate_rows(self, other: GrowingCache) -> GrowingCache:
         """A cache with this cache's rows, then ``other``'s; the shorter one is
-        left-padded with zero keys and values (the caller masks them out)."""
+        left-padded with zero keys and values (the caller masks them out).
+
+        It consumes both caches, layer by layer: each layer's old buffers are freed
+        once copied, so a join needs about one layer's worth of memory on top of
+        the cache, not a second copy of it."""
         if len(self.layers) != len(other.layers):
             raise ValueError(f"caches of {len(self.layers)} and {len(other.layers)} layers")
         width = max(self.get_seq_length(), other.get_seq_length())

@@ -331,6 +331,8 @@ class _Stepper:
             weight = torch.as_tensor(self.sampling.cfg_weight, dtype=cond.dtype, device=cond.device)
             logits = cond + weight * (cond - uncond)
         maps = self.tap.mean() if self.tap is not None else None
+        if logits.device.type == "cuda":  # kernels run asynchronously: time them, not their launch
+            torch.cuda.synchronize(logits.device)  # (sampling's .item() would wait here anyway)
         return logits, maps, time.perf_counter() - started
 
     def prefill(self, positions_: list[int]) -> Iterator[TokenEvent]:

@@ -48,3 +48,29 @@ def paired_ratio(a: Sequence[float | None], b: Sequence[float | None]) -> dict[s
     """
     ratios = [y / x for x, y in zip(a, b) if x and y is not None and math.isfinite(x) and math.isfinite(y)]
     return summarize(ratios) if ratios else None
+
+
+def playback_stalls(chunks: Sequence[tuple[float, float]]) -> dict[str, float | int]:
+    """How a listener who starts playing at the first chunk would hear the stream.
+
+    ``chunks`` are ``(ready_at_seconds, audio_seconds)`` in stream order. Playback
+    starts when the first chunk is ready and plays each chunk after the previous
+    one; a chunk not ready when the previous one ends leaves a silent gap (a
+    stall). Returns the number of stalls, their total and longest seconds.
+
+    >>> playback_stalls([(1.0, 2.0), (2.5, 2.0), (6.0, 1.0)])   # the third is 1 s late
+    {'stalls': 1, 'stall_seconds': 1.0, 'longest_stall_seconds': 1.0}
+    >>> playback_stalls([])["stalls"]
+    0
+    """
+    stalls, total, longest = 0, 0.0, 0.0
+    clock: float | None = None  # when the audio handed out so far finishes playing
+    for ready, seconds in chunks:
+        if clock is None:
+            clock = ready
+        elif ready > clock:
+            gap = ready - clock
+            stalls, total, longest = stalls + 1, total + gap, max(longest, gap)
+            clock = ready
+        clock += seconds
+    return {"stalls": stalls, "stall_seconds": total, "longest_stall_seconds": longest}
