@@ -61,6 +61,20 @@ VERSIONED_PACKAGES: tuple[str, ...] = (
 # --- command line --------------------------------------------------------------------
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the benchmarks that load the full model: --checkpoint, --device,
+    --dtype and --threads (with the defaults ``benchmark_checkpoint`` and
+    ``torch.set_num_threads`` read)."""
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                        help="full-size checkpoint folder (released layout, random or real weights); "
+                             "default benchmarks/.cache/ck_full, written there at random if absent. "
+                             "--quick without it writes a tiny one to a temporary folder")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                        help="T3's dtype (default float32; S3Gen stays float32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+
+
 def base_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark shares."""
     parser = argparse.ArgumentParser(

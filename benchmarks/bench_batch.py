@@ -131,12 +131,7 @@ def time_to_first_audio(pipeline: Any, text: str, plan: Any) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(NAME, __doc__)
-    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
-                        help="full-size checkpoint folder (default benchmarks/.cache/ck_full, written "
-                             "there at random if absent); --quick without it writes a tiny one to a "
-                             "temporary folder")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    c.add_model_arguments(parser)
     parser.add_argument("--chars", type=int, default=None, metavar="N",
                         help=f"text size in characters (default {TEXT_CHARS}; --quick: {QUICK_CHARS})")
     parser.add_argument("--tokens-per-text-token", type=float, default=None, metavar="R",
@@ -147,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"continuous batch sizes to time (default {' '.join(map(str, BATCH_SIZES))})")
     parser.add_argument("--no-fixed", action="store_true",
                         help=f"skip the fixed-batch comparison mode at B = {FIXED_BATCH}")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     c.check_repeats(args.repeats)
     repeats = args.repeats or 1

@@ -310,13 +310,7 @@ def one(values: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(NAME, __doc__)
-    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
-                        help="full-size checkpoint folder (released layout, random or real weights); "
-                             "default benchmarks/.cache/ck_full, written there at random if absent. "
-                             "--quick without it writes a tiny one to a temporary folder")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
-                        help="T3's dtype (default float32; S3Gen stays float32)")
+    c.add_model_arguments(parser)
     parser.add_argument("--chars", type=int, nargs="+", default=None, metavar="N",
                         help=f"text sizes in characters (default: {' '.join(map(str, TEXT_CHARS))}; "
                              f"--quick: {' '.join(map(str, QUICK_CHARS))})")
@@ -327,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=45.0, metavar="MIN",
                         help="skip the largest texts when the measured estimate exceeds this "
                              "(default 45; 0: no limit, run the full matrix)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     c.check_repeats(args.repeats)
     repeats = args.repeats or 1

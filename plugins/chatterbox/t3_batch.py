@@ -45,7 +45,15 @@ import torch
 from .alignment import AlignmentGuard, LengthGuard
 from .attention_kernels import AttentionTap, check_heads, tapping
 from .kv_cache import GrowingCache, growing_cache
-from .t3_stream import AlignmentOptions, LengthLimits, SamplingOptions, stop_reason
+from .t3_stream import (
+    AlignmentOptions,
+    LengthLimits,
+    SamplingOptions,
+    TokenSampler,
+    guided_logits,
+    prompt_embeds,
+    stop_reason,
+)
 
 #: Upper bound on T3's conditioning length (speaker, perceiver-resampled prompt, emotion: 34).
 COND_TOKENS_BOUND = 64
@@ -278,22 +286,12 @@ class _Stepper:
 
     def __init__(self, t3: Any, items: Sequence[BatchItem], sampling: SamplingOptions,
                  alignment: AlignmentOptions | None, guards: dict[int, AlignmentGuard] | None) -> None:
-        from transformers.generation.logits_process import (
-            MinPLogitsWarper,
-            RepetitionPenaltyLogitsProcessor,
-            TopPLogitsWarper,
-        )
-
         self.t3, self.hp, self.items, self.sampling = t3, t3.hp, items, sampling
         self.alignment, self.guards = alignment, guards
-        self.cfg = sampling.cfg_weight > 0.0
-        self.per = 2 if self.cfg else 1
-        self.repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
-        self.min_p = MinPLogitsWarper(min_p=sampling.min_p)
-        self.top_p = TopPLogitsWarper(top_p=sampling.top_p)
+        self.per = 2 if sampling.cfg_weight > 0.0 else 1
         self.stop = self.hp.stop_speech_token
+        self.sampler = TokenSampler(sampling, self.stop)
         self.bos = torch.tensor([[self.hp.start_speech_token]], dtype=torch.long, device=t3.device)
-        self.bos_embed = t3.speech_emb(self.bos) + t3.speech_pos_emb.get_fixed_embedding(0)
         self.tap = None
         if alignment is not None:
             config = t3.tfmr.config
@@ -324,12 +322,8 @@ class _Stepper:
                 out = t3.tfmr(**kwargs)
         else:
             out = t3.tfmr(**kwargs)
-        logits = t3.speech_head(out.last_hidden_state[:, -1, :])
+        logits = guided_logits(t3.speech_head(out.last_hidden_state[:, -1, :]), self.sampling.cfg_weight)
         del out
-        if self.cfg:
-            cond, uncond = logits[0::self.per], logits[1::self.per]
-            weight = torch.as_tensor(self.sampling.cfg_weight, dtype=cond.dtype, device=cond.device)
-            logits = cond + weight * (cond - uncond)
         maps = self.tap.mean() if self.tap is not None else None
         if logits.device.type == "cuda":  # kernels run asynchronously: time them, not their launch
             torch.cuda.synchronize(logits.device)  # (sampling's .item() would wait here anyway)
@@ -338,7 +332,7 @@ class _Stepper:
     def prefill(self, positions_: list[int]) -> Iterator[TokenEvent]:
         """Prefill the items at ``positions_`` as one left-padded batch, sample their
         first tokens; returns (as the generator's value) the batch of those still going."""
-        t3, hp, per = self.t3, self.hp, self.per
+        t3, per = self.t3, self.per
         embeds, rows = [], []
         for position in positions_:
             item = self.items[position]
@@ -346,11 +340,8 @@ class _Stepper:
             if text.size(0) != per:
                 raise ValueError(f"each item's text tokens need {per} row(s) with cfg_weight="
                                  f"{self.sampling.cfg_weight}, got {text.size(0)}")
-            start = hp.start_speech_token * torch.ones_like(text[:, :1])
-            emb, len_cond = t3.prepare_input_embeds(t3_cond=item.t3_cond, text_tokens=text,
-                                                    speech_tokens=start, cfg_weight=self.sampling.cfg_weight)
-            embeds.append(torch.cat([emb, self.bos_embed.expand(per, -1, -1)], dim=1))
-            span = (len_cond, len_cond + text.size(-1))
+            emb, span = prompt_embeds(t3, item.t3_cond, text, self.sampling.cfg_weight)
+            embeds.append(emb)
             guard = None
             if self.alignment is not None:
                 guard = AlignmentGuard(span, self.stop, repetition_run=self.alignment.repetition_run)
@@ -362,7 +353,7 @@ class _Stepper:
         del embeds
         for row, pad in zip(rows, pads):
             row.pad = pad
-        past = growing_cache(t3.tfmr.config, limit=inputs.size(1) + self.limit)
+        past = growing_cache(t3.tfmr.config, limit=self.limit)
         logits, maps, seconds = self._forward(inputs, mask, positions, past, len(rows))
         batch = _Batch(rows, past, mask, positions[:, -1:])
         keep = yield from self._sample(batch, logits, maps, seconds, prefill=True)
@@ -387,27 +378,19 @@ class _Stepper:
         """Sample each row's next token exactly as the one-segment loop does; yields the
         events and returns the indexes (into ``batch.rows``) of the rows still going.
         ``seconds`` (the forward pass's) is shared evenly among the rows."""
-        sampling, stop = self.sampling, self.stop
+        stop = self.stop
         keep: list[int] = []
         share = seconds / len(batch.rows)
         for j, row in enumerate(batch.rows):
             row.seconds += share
-            row_logits = logits[j:j + 1]
+            limits = row.item.limits
+            attention = None
             if row.guard is not None:
                 assert maps is not None
                 attention = unpadded_map(maps[j], row.pad, prefill=prefill)
-                row_logits = row.guard.step(attention, row_logits, int(row.generated[0, -1]))
-            if row.lengths is not None:
-                row_logits = row.lengths.step(row.step, row_logits)
-            limits = row.item.limits
-            if limits.ignore_stop or row.step < limits.min_new_tokens:
-                row_logits[:, stop] = -float("inf")
-            row_logits = self.repetition(row.generated, row_logits)
-            if sampling.temperature != 1.0:
-                row_logits = row_logits / sampling.temperature
-            row_logits = self.top_p(row.generated, self.min_p(row.generated, row_logits))
-            probs = torch.softmax(row_logits, dim=-1)
-            token = torch.multinomial(probs, num_samples=1, generator=row.item.generator)
+            token = self.sampler.draw(logits[j:j + 1], row.generated, step=row.step, limits=limits,
+                                      generator=row.item.generator, guard=row.guard,
+                                      attention=attention, lengths=row.lengths)
             value = int(token.item())
             if value != stop:
                 row.tokens.append(value)

@@ -98,6 +98,70 @@ class AlignmentOptions:
     keep_all_layers: bool = False
 
 
+def prompt_embeds(t3: Any, t3_cond: Any, text_tokens: torch.Tensor, cfg_weight: float,
+                  ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """T3's first input for one segment, as ``T3.inference`` builds it: conditioning,
+    text and the start-of-speech token (from ``prepare_input_embeds``), then the
+    start token's embedding once more at speech position 0. Returns the embeddings
+    ``(rows, L, D)`` and the text's ``(start, end)`` columns (for the alignment guard)."""
+    hp = t3.hp
+    start = hp.start_speech_token * torch.ones_like(text_tokens[:, :1])
+    embeds, len_cond = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text_tokens,
+                                               speech_tokens=start, cfg_weight=cfg_weight)
+    bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
+    bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
+    inputs = torch.cat([embeds, bos_embed.expand(text_tokens.size(0), -1, -1)], dim=1)
+    return inputs, (len_cond, len_cond + text_tokens.size(-1))
+
+
+def guided_logits(logits: torch.Tensor, cfg_weight: float) -> torch.Tensor:
+    """Classifier-free guidance: ``cond + w * (cond - uncond)`` for each segment's
+    (conditional, unconditional) row pair; ``logits`` unchanged when ``w`` is 0."""
+    if cfg_weight <= 0.0:
+        return logits
+    cond, uncond = logits[0::2], logits[1::2]
+    return cond + torch.as_tensor(cfg_weight, dtype=cond.dtype, device=cond.device) * (cond - uncond)
+
+
+class TokenSampler:
+    """One sampling step of one segment, exactly as ``T3.inference`` takes it (after
+    CFG): alignment guard, length guard, stop masking, repetition penalty over the
+    segment's own ids, temperature, min-p, top-p, one ``torch.multinomial`` draw.
+    Shared by the one-segment and the batched loops, so both draw the same tokens."""
+
+    def __init__(self, sampling: SamplingOptions, stop_token: int) -> None:
+        from transformers.generation.logits_process import (
+            MinPLogitsWarper,
+            RepetitionPenaltyLogitsProcessor,
+            TopPLogitsWarper,
+        )
+
+        self.sampling = sampling
+        self.stop = stop_token
+        self.repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
+        self.min_p = MinPLogitsWarper(min_p=sampling.min_p)
+        self.top_p = TopPLogitsWarper(top_p=sampling.top_p)
+
+    def draw(self, logits: torch.Tensor, generated: torch.Tensor, *, step: int, limits: LengthLimits,
+             generator: torch.Generator | None, guard: AlignmentGuard | None = None,
+             attention: torch.Tensor | None = None, lengths: LengthGuard | None = None) -> torch.Tensor:
+        """The next token, ``(1, 1)``, from one segment's guided ``logits`` ``(1, V)``
+        at its ``step``; ``generated`` holds its ids so far (start token first) and
+        ``attention`` the aligned heads' map the guard reads."""
+        if guard is not None:
+            logits = guard.step(attention, logits, int(generated[0, -1]))
+        if lengths is not None:
+            logits = lengths.step(step, logits)
+        if limits.ignore_stop or step < limits.min_new_tokens:
+            logits[:, self.stop] = -float("inf")
+        logits = self.repetition(generated, logits)
+        if self.sampling.temperature != 1.0:
+            logits = logits / self.sampling.temperature
+        logits = self.top_p(generated, self.min_p(generated, logits))
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
 class SpeechTokenLoop:
     """Samples T3's speech tokens for one segment, one token per step.
 
@@ -134,12 +198,6 @@ class SpeechTokenLoop:
         random model may sample, are yielded as sampled (upstream feeds them back
         too); the caller filters what S3Gen can decode.
         """
-        from transformers.generation.logits_process import (
-            MinPLogitsWarper,
-            RepetitionPenaltyLogitsProcessor,
-            TopPLogitsWarper,
-        )
-
         t3, hp = self.t3, self.hp
         cfg = sampling.cfg_weight > 0.0
         text_tokens = torch.atleast_2d(text_tokens).to(dtype=torch.long, device=t3.device)
@@ -147,17 +205,9 @@ class SpeechTokenLoop:
         if cfg and rows != 2:
             raise ValueError("with cfg_weight > 0 the text tokens need two rows (cond, uncond)")
 
-        start = hp.start_speech_token * torch.ones_like(text_tokens[:, :1])
-        embeds, len_cond = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text_tokens,
-                                                   speech_tokens=start, cfg_weight=sampling.cfg_weight)
-        bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
-        bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
-        inputs = torch.cat([embeds, bos_embed.expand(rows, -1, -1)], dim=1)
-
-        repetition = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
-        min_p = MinPLogitsWarper(min_p=sampling.min_p)
-        top_p = TopPLogitsWarper(top_p=sampling.top_p)
-        generated = bos.clone()
+        inputs, span = prompt_embeds(t3, t3_cond, text_tokens, sampling.cfg_weight)
+        sampler = TokenSampler(sampling, hp.stop_speech_token)
+        generated = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
         stop = hp.stop_speech_token
         tap = guard = lengths = None
         self.last_guard = None
@@ -165,8 +215,7 @@ class SpeechTokenLoop:
             cfg_ = t3.tfmr.config
             check_heads(alignment.heads, cfg_.num_hidden_layers, cfg_.num_attention_heads)
             tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
-            guard = AlignmentGuard((len_cond, len_cond + text_tokens.size(-1)), stop,
-                                   repetition_run=alignment.repetition_run)
+            guard = AlignmentGuard(span, stop, repetition_run=alignment.repetition_run)
             self.last_guard = guard
         if length_guard is not None:
             lengths = LengthGuard(text_tokens.size(-1), stop, *length_guard)
@@ -181,23 +230,10 @@ class SpeechTokenLoop:
                 out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
                               return_dict=True)
             past = out.past_key_values
-            logits = t3.speech_head(out.last_hidden_state[:, -1, :])
-            if cfg:
-                cond, uncond = logits[0:1], logits[1:2]
-                logits = cond + torch.as_tensor(sampling.cfg_weight, dtype=cond.dtype,
-                                                device=cond.device) * (cond - uncond)
-            if guard is not None:
-                logits = guard.step(tap.mean(), logits, int(generated[0, -1]))
-            if lengths is not None:
-                logits = lengths.step(step, logits)
-            if limits.ignore_stop or step < limits.min_new_tokens:
-                logits[:, stop] = -float("inf")
-            logits = repetition(generated, logits)
-            if sampling.temperature != 1.0:
-                logits = logits / sampling.temperature
-            logits = top_p(generated, min_p(generated, logits))
-            probs = torch.softmax(logits, dim=-1)
-            token = torch.multinomial(probs, num_samples=1, generator=generator)  # (1, 1)
+            logits = guided_logits(t3.speech_head(out.last_hidden_state[:, -1, :]), sampling.cfg_weight)
+            token = sampler.draw(logits, generated, step=step, limits=limits, generator=generator,
+                                 guard=guard, attention=tap.mean() if guard is not None else None,
+                                 lengths=lengths)  # (1, 1)
             if token.item() == stop:
                 return
             yield int(token.item())
