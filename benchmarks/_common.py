@@ -34,7 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from seqopt_core.harness.memory import rss_bytes  # noqa: F401 (re-exported to the scripts)
+from seqopt_core.system import available_memory_bytes, cpu_counts, cpu_model, load_average, total_memory_bytes
+from seqopt_core.system import resident_bytes as rss_bytes  # noqa: F401 (re-exported to the scripts)
 from seqopt_core.harness.stats import percentile, playback_stalls, summarize  # noqa: F401 (re-exported)
 from seqopt_core.harness.texts import CONTENT_CLASSES, corpus_text, paragraphs  # noqa: F401
 from seqopt_core.harness.texts import corpus_paragraphs as _corpus_paragraphs
@@ -197,45 +198,6 @@ def _cut_at_word(para: str, room: int) -> str:
 # --- environment ---------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    if sys.platform == "darwin":
-        try:
-            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                                  text=True, timeout=5).stdout.strip() or platform.processor()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _proc_kib(path: str, field: str) -> int | None:
-    """A ``field: N kB`` line of a Linux /proc file, in bytes (None elsewhere)."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _memory_bytes() -> int | None:
-    return _proc_kib("/proc/meminfo", "MemTotal")
-
-
-def _load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages: other work on the machine makes timings noisy."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def _git_state() -> dict[str, Any] | None:
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
@@ -275,20 +237,19 @@ def file_sha256(path: Path) -> str:
 
 def environment(tokenizer: Path | None = None, **extra: Any) -> dict[str, Any]:
     """Device and software versions, for the JSON results and the printed header."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpus = cpu_counts()
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_usable": usable,
-        "memory_bytes": _memory_bytes(),
-        "load_average_at_start": _load_average(),
+        "cpu_model": cpu_model(),
+        "cpu_count": cpus["logical"],
+        "cpu_physical": cpus["physical"],
+        "cpu_usable": cpus["usable"],
+        "memory_bytes": total_memory_bytes(),
+        "memory_available_bytes": available_memory_bytes(),
+        "load_average_at_start": load_average(),
         "packages": package_versions(),
         "git": _git_state(),
     }
@@ -445,7 +406,7 @@ def write_json(path: Path, benchmark: str, env: dict[str, Any], settings: dict[s
         "benchmark": benchmark,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "environment": {**env, "load_average_at_end": _load_average()},
+        "environment": {**env, "load_average_at_end": load_average()},
         "settings": settings,
         "results": results,
     }

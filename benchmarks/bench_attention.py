@@ -14,8 +14,8 @@ most 0.5x eager's time and 0.3x its peak memory; decode at most 1.05x sdpa).
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above the memory held
 before the call. On the CPU, the peak resident set above the level before the
 call, after ``malloc_trim`` handed the memory earlier calls freed back to the
-system (so the order of the backends does not bias it), sampled every 20 ms from
-``/proc/self/statm`` by a thread. (Until 2026-11-26 this sampled glibc's
+system (so the order of the backends does not bias it), sampled every 20 ms by a
+thread (``seqopt_core.system.resident_bytes``, psutil). (Until 2026-11-26 this sampled glibc's
 ``mallinfo2`` every millisecond; that call takes malloc's locks and slows the
 timed work down, so it was replaced.)
 
@@ -132,7 +132,7 @@ def apply_memory_limit(gib: float | None) -> int | None:
     if gib == 0:
         return None
     if gib is None:
-        total = common._memory_bytes()
+        total = common.total_memory_bytes()
         if not total:
             return None
         limit = int(total - 1.5 * 2**30)

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     c.write_json(args.out, NAME, env, {
         "quick": args.quick, "sizes": {s: c.SIZES[s] for s in sizes}, "repeats": repeats,
         "target_tokens": TARGET_TOKENS, "max_tokens": MAX_TOKENS, "warmup_calls": 1,
-        "mb": c.MB, "estimators": {"chatterbox": "exact", "ratio": "default options (1.6 chars/token)"},
+        "mb": c.MB, "estimators": {"chatterbox": "exact", "ratio": "default options (feature count, no tokenizer)"},
     }, c.rounded({"splitter_load": load_rows, "split": split_rows, "plan": plan_rows, "cli": cli}))
     return 0
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import LoadedConfig, PipelineConfig, load_config, merge_config, resolve_config
+from .config import (
+    LoadedConfig,
+    PipelineConfig,
+    build_loaded_config,
+    load_config,
+    merge_config,
+    resolve_config,
+)
 from .planner import SegmentPlanner
 from .plugins import PluginHost, StrategyInfo
 from .strategies import SLOTS
@@ -26,30 +33,45 @@ def as_loaded_config(
     *,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    validate: bool = True,
+    host: PluginHost | None = None,
 ) -> LoadedConfig:
-    """Any accepted config form (path, model, loaded config, ``None``) as a :class:`LoadedConfig`."""
+    """Any accepted config form (path, model, loaded config, ``None``) as a :class:`LoadedConfig`,
+    checked whole (every slot's strategy and options) unless ``validate=False``."""
     if isinstance(config, LoadedConfig):
-        if overrides:
-            return load_config_from_model(config.config, overrides, config.source)
-        return config
+        if not overrides:
+            return config
+        data, source = config.config.model_dump(), config.source
+        overrides = merge_config(dict(_unflatten(config.overrides)), overrides)
+        return build_loaded_config(data, source, overrides, option_names=dict(config.option_names),
+                                   validate=validate, host=host)
     if isinstance(config, PipelineConfig):
-        return load_config_from_model(config, overrides, "config object")
-    return load_config(config, profile=profile, overrides=overrides)
+        return load_config_from_model(config, overrides, "config object", validate=validate, host=host)
+    return load_config(config, profile=profile, overrides=overrides, validate=validate, host=host)
+
+
+def _unflatten(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
 
 
 def load_config_from_model(
-    config: PipelineConfig, overrides: dict[str, Any] | None, source: str
+    config: PipelineConfig, overrides: dict[str, Any] | None, source: str, *,
+    validate: bool = True, host: PluginHost | None = None,
 ) -> LoadedConfig:
     """Wrap an in-memory config (with optional overrides) like a loaded file."""
-    data = config.model_dump()
-    if overrides:
-        data = merge_config(data, overrides)
-    return LoadedConfig(PipelineConfig.model_validate(data), source)
+    return build_loaded_config(config.model_dump(), source, overrides, validate=validate, host=host)
 
 
 def plugin_host(config: ConfigLike = None, *, profile: str | None = None) -> PluginHost:
     """Discover plugins, honouring the config's ``[plugins]`` table."""
-    plugins = as_loaded_config(config, profile=profile).config.plugins
+    plugins = as_loaded_config(config, profile=profile, validate=False).config.plugins
     return PluginHost.discover(block=plugins.block, autoload=plugins.autoload)
 
 
@@ -62,12 +84,15 @@ def build_planner(
 ) -> SegmentPlanner:
     """A :class:`SegmentPlanner` for ``config`` (a path, a loaded config, or a profile).
 
-    ``overrides`` is a partial config, e.g. ``{"splitter": {"name": "nltk"}}``.
+    ``overrides`` is a partial config, e.g. ``{"splitter": {"name": "nltk"}}``. The whole
+    config is checked (every slot's strategy name and options), not only what planning uses.
     Observers implementing ``seqopt_segment_planned`` hear about every plan.
     """
-    loaded = as_loaded_config(config, profile=profile, overrides=overrides)
+    loaded = as_loaded_config(config, profile=profile, overrides=overrides, validate=False)
     host = host or plugin_host(loaded)
-    resolved = resolve_config(loaded, host, slots=("estimator", "splitter"))
+    # Every slot, not only the two planning uses: an app that plans now and
+    # synthesizes later learns of a bad [context_policy] at once.
+    resolved = resolve_config(loaded, host)
     est, spl = resolved["estimator"], resolved["splitter"]
     return SegmentPlanner(
         host.create("splitter", spl.name, spl.options),

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .errors import SeqoptError
-from .text import decode_utf8
+from .textfile import read_stream, read_text
 
 PROGRESS_MIN_CHARS = 200_000
 TABLE_ROW_LIMIT = 200
@@ -26,25 +26,40 @@ TABLE_ROW_LIMIT = 200
 
 
 def read_input(text: str | None, file: str | None) -> str:
-    """The text given as an argument, or read from ``file`` (``-`` is stdin)."""
+    """The text given as an argument, or read from ``file``; ``-`` for either is stdin."""
     if text is not None and file is not None:
         raise click.UsageError("give the text either as an argument or with -f FILE, not both")
+    if text == "-" or file == "-":
+        return read_stream(name="standard input")
     if text is not None:
         return text
     if file is None:
-        raise click.UsageError("no text given: pass TEXT, or -f FILE, or -f - to read stdin")
-    if file == "-":
-        return decode_utf8(sys.stdin.buffer.read(), "standard input")
-    path = Path(file)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SeqoptError(f"file {file!r} does not exist") from None
-    except IsADirectoryError:
-        raise SeqoptError(f"{file!r} is a directory; give a text file") from None
-    except OSError as exc:
-        raise SeqoptError(f"cannot read {file!r}: {exc.strerror}") from None
-    return decode_utf8(data, file)
+        raise click.UsageError("no text given: pass TEXT, or -f FILE, or - to read stdin")
+    return read_text(file)
+
+
+#: The config key each command-line option sets: error messages name the flag
+#: the user typed, not the profile the flag was laid over.
+OPTION_NAMES = {
+    "splitter.name": "--splitter",
+    "estimator.name": "--estimator",
+    "estimator.options.tokenizer": "--tokenizer",
+    "planner.target_tokens": "--target",
+    "planner.max_tokens": "--max",
+    "synthesis.voice": "--voice",
+    "synthesis.checkpoint": "--checkpoint",
+    "synthesis.device": "--device",
+    "synthesis.seed": "--seed",
+}
+
+
+def _load(config_path: str | None, profile: str | None, overrides: dict[str, Any] | None):
+    """The config the user chose, with the flags laid over it; only its syntax is checked
+    here (the command resolves its strategies, with errors that name the flags)."""
+    from .config import load_config
+
+    return load_config(config_path, profile=profile, overrides=overrides or None,
+                       option_names=OPTION_NAMES, validate=False)
 
 
 def _overrides(splitter: str | None, estimator: str | None, tokenizer: str | None,
@@ -66,6 +81,14 @@ def _overrides(splitter: str | None, estimator: str | None, tokenizer: str | Non
     if planner:
         out["planner"] = planner
     return out
+
+
+def _text(value: object) -> Any:
+    """A table cell or line holding ``value`` literally: rich never reads it as markup
+    (a plugin's ``pip install 'x[extra]'`` or a text's ``[laughter]`` stay as written)."""
+    from rich.text import Text
+
+    return Text("" if value is None else str(value))
 
 
 def _stderr_console():
@@ -148,8 +171,8 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
     from .api import build_planner
 
     source = read_input(text, file)
-    planner = build_planner(config_path, profile=profile,
-                            overrides=_overrides(splitter, estimator, tokenizer, target, max_tokens))
+    planner = build_planner(_load(config_path, profile,
+                                  _overrides(splitter, estimator, tokenizer, target, max_tokens)))
     result = _plan_with_progress(planner, source)
     if as_json:
         _emit_json(result.to_dict())
@@ -164,13 +187,13 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
         table.add_column(col, no_wrap=True, **kw)
     table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(20, console.width - 40))
     for seg in result.segments[:TABLE_ROW_LIMIT]:
-        table.add_row(str(seg.index), str(seg.tokens), seg.boundary, str(len(seg.text)), _short(seg.text))
+        table.add_row(str(seg.index), str(seg.tokens), seg.boundary, str(len(seg.text)), _text(_short(seg.text)))
     console.print(table)
     hidden = len(result.segments) - TABLE_ROW_LIMIT
     if hidden > 0:
         click.echo(f"... {hidden} more segments not shown (use --json for all)")
     click.echo(
-        f"{len(result.segments)} segments, {result.total_tokens} tokens "
+        f"{_plural(len(result.segments), 'segment')}, {_plural(result.total_tokens, 'token')} "
         f"(target {result.target_tokens}, max {result.max_tokens}); splitter {result.splitter}, "
         f"estimator {result.estimator}; planned in {result.planning_seconds * 1000:.1f} ms"
     )
@@ -185,15 +208,14 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
 @_json_opt
 def sentences(text, file, config_path, profile, splitter, as_json):
     """Print the sentence spans a splitter finds in TEXT (no packing)."""
-    from .api import as_loaded_config, plugin_host
+    from .api import plugin_host
     from .config import resolve_config
     from .planner import split_sentences
 
     source = read_input(text, file)
-    loaded = as_loaded_config(config_path, profile=profile,
-                              overrides=_overrides(splitter, None, None, None, None))
+    loaded = _load(config_path, profile, _overrides(splitter, None, None, None, None))
     host = plugin_host(loaded)
-    spl = resolve_config(loaded, host, slots=("splitter",))["splitter"]
+    spl = resolve_config(loaded, host)["splitter"]
     spans = split_sentences(source, host.create("splitter", spl.name, spl.options), spl.name)
     if as_json:
         _emit_json({"splitter": spl.name,
@@ -208,11 +230,11 @@ def sentences(text, file, config_path, profile, splitter, as_json):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("sentence", overflow="ellipsis", no_wrap=True, max_width=max(20, console.width - 30))
     for i, s in enumerate(spans[:TABLE_ROW_LIMIT]):
-        table.add_row(str(i), str(s.start), str(s.end), _short(s.text(source)))
+        table.add_row(str(i), str(s.start), str(s.end), _text(_short(s.text(source))))
     console.print(table)
     if len(spans) > TABLE_ROW_LIMIT:
         click.echo(f"... {len(spans) - TABLE_ROW_LIMIT} more sentences not shown (use --json for all)")
-    click.echo(f"{len(spans)} sentences; splitter {spl.name}")
+    click.echo(f"{_plural(len(spans), 'sentence')}; splitter {spl.name}")
 
 
 @main.command()
@@ -223,7 +245,8 @@ def plugins(as_json):
     from .strategies import SLOTS
 
     host = PluginHost.discover()
-    infos = host.plugin_infos()
+    rows = [s for slot in SLOTS for s in host.strategies(slot)]  # never raises: clashes are rows
+    infos = host.plugin_infos()  # after listing: a plugin whose hook failed is marked there
     if as_json:
         _emit_json({
             "plugins": [{"name": p.name, "module": p.module, "distribution": p.distribution,
@@ -231,27 +254,35 @@ def plugins(as_json):
             "strategies": {
                 slot: [{"name": s.name, "provider": s.provider, "description": s.description,
                         "enabled": s.enabled, "reason": s.availability.reason,
-                        "install": s.availability.install} for s in host.strategies(slot)]
+                        "install": s.availability.install, "clash": list(s.clash)}
+                       for s in rows if s.slot == slot]
                 for slot in SLOTS
             },
         })
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     table = Table(title="strategies")
     for col in ("slot", "name", "provider", "status", "description"):
         table.add_column(col, overflow="fold")
-    for slot in SLOTS:
-        for s in host.strategies(slot):
-            if s.enabled:
-                status = "[green]enabled[/]"
-            else:
-                status = f"[red]disabled[/]: {s.availability.reason}"
-                if s.availability.install:
-                    status += f" ({s.availability.install})"
-            table.add_row(slot, s.name, s.provider, status, s.description)
+    builtins = {p.name for p in infos if p.builtin}
+    for s in rows:
+        if s.clash:
+            status = Text("clash", style="red")
+            block = ",".join(n for n in (s.provider, *s.clash) if n not in builtins) or s.clash[0]
+            status.append(f": also provided by {', '.join(s.clash)}; block one, e.g. "
+                          f"SEQOPT_BLOCK_PLUGINS={block}")
+        elif s.enabled:
+            status = Text("enabled", style="green")
+        else:
+            status = Text("disabled", style="red")
+            status.append(f": {s.availability.reason}")
+            if s.availability.install:
+                status.append(f" ({s.availability.install})")
+        table.add_row(_text(s.slot), _text(s.name), _text(s.provider), status, _text(s.description))
     console.print(table)
     problems = [p for p in infos if p.status != "loaded"]
     if problems:
@@ -259,7 +290,7 @@ def plugins(as_json):
         for col in ("plugin", "distribution", "status", "detail"):
             ptable.add_column(col, overflow="fold")
         for p in problems:
-            ptable.add_row(p.name, p.distribution or "-", p.status, p.detail or "")
+            ptable.add_row(_text(p.name), _text(p.distribution or "-"), _text(p.status), _text(p.detail or ""))
         console.print(ptable)
 
 
@@ -292,10 +323,10 @@ def make_checkpoint(directory, scale, seed, tokenizer):
     checkpoint, _ = _engine_modules()
     source = resolve_tokenizer_path(tokenizer)
     console = _stderr_console()
-    with console.status(f"writing a {scale} random checkpoint to {directory}") as status:
+    with console.status(_text(f"writing a {scale} random checkpoint to {directory}")) as status:
         info = checkpoint.write_random_checkpoint(
             directory, scale=scale, seed=seed, tokenizer=source,
-            progress=lambda msg: status.update(f"{scale} checkpoint: {msg}"))
+            progress=lambda msg: status.update(_text(f"{scale} checkpoint: {msg}")))
     for name, size in info.files.items():
         click.echo(f"{name:20} {size / 2**20:10.1f} MiB")
     click.echo(f"{scale} random-weight checkpoint (seed {seed}) in {info.path}, "
@@ -345,9 +376,9 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
         if value is not None:
             synthesis[key] = value
     console = _stderr_console()
+    loaded = _load(config_path, profile, {"synthesis": synthesis} if synthesis else None)
     with console.status("loading the model"):
-        pipe = pipeline_mod.Pipeline.from_config(config_path, profile=profile,
-                                                 overrides={"synthesis": synthesis} if synthesis else None)
+        pipe = pipeline_mod.Pipeline.from_config(loaded)
     if pipe.engine.loaded.random_weights:
         console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, not speech")
     monitor = MetricsMonitor(metrics_path)
@@ -360,7 +391,7 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
         out.write(_wav_header(pipe.sample_rate, None))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TextColumn("chunks {task.fields[chunks]}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("segments", total=len(plan.segments), chunks=0)
@@ -486,9 +517,9 @@ def compare(files, profiles, configs, lengths, classes, class_tokens, checkpoint
     warmup = None if no_warmup else harness.warmup_text(runner.exact)
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    console.print(f"comparing {', '.join(c.name for c in contenders)} on {_plural(len(texts), 'text')}, "
-                  f"{repeats} run(s) each, on {runner.device}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+    console.print(_text(f"comparing {', '.join(c.name for c in contenders)} on {_plural(len(texts), 'text')}, "
+                        f"{repeats} run(s) each, on {runner.device}"))
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(),
                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console) as bar:
         result = runner.run(texts, repeats=repeats, warmup=warmup, progress=_RichProgress(bar))
     written = harness.write_report(result, out_dir, plots=not no_plots)
@@ -520,15 +551,31 @@ def config() -> None:
 @_json_opt
 def config_show(path, profile, as_json):
     """Print the effective config (a file merged onto its profile, or a profile)."""
-    from .config import load_config
+    import tomli_w
 
-    loaded = load_config(path, profile=profile)
+    from .api import plugin_host
+    from .config import load_config, resolve_config
+
+    loaded = load_config(path, profile=profile, validate=False)
+    resolved = resolve_config(loaded, plugin_host(loaded))
     data = loaded.config.model_dump()
+    for slot, r in resolved.items():  # every option with its value in effect, defaults included
+        data[slot]["options"] = r.options.model_dump(mode="json")
     if as_json:
         _emit_json(data)
         return
-    click.echo(f"# effective config from {loaded.source}")
-    click.echo(_to_toml(data))
+    from .config import flatten_keys
+
+    click.echo(f"# effective config from {loaded.source} (every option, defaults included)")
+    unset = [k for k, v in flatten_keys(data).items() if v is None]
+    if unset:
+        click.echo(f"# not set (TOML has no null; the default applies): {', '.join(unset)}")
+    click.echo(tomli_w.dumps(_drop_none(data)).rstrip())
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without ``None`` values (TOML has no null: an unset key means the default)."""
+    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in data.items() if v is not None}
 
 
 @config.command("validate")
@@ -539,7 +586,7 @@ def config_validate(path, profile):
     from .api import plugin_host
     from .config import load_config, resolve_config
 
-    loaded = load_config(path, profile=profile)
+    loaded = load_config(path, profile=profile, validate=False)
     host = plugin_host(loaded)
     resolved = resolve_config(loaded, host)
     for slot, r in resolved.items():
@@ -555,32 +602,6 @@ def config_schema_cmd():
     from .config import config_schema
 
     _emit_json(config_schema())
-
-
-def _to_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for config dicts (scalars, lists and nested tables)."""
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v, ensure_ascii=False)
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
-        raise TypeError(type(v))
-
-    top = [f"{k} = {scalar(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    lines = top[:]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append("")
-            lines.append(f"[{key}]")
-            lines.extend(f"{k} = {scalar(v)}" for k, v in value.items() if v is not None)
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

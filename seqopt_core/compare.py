@@ -54,7 +54,13 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class SplitterScore:
-    """One splitter's totals over all cases."""
+    """One splitter's totals over all cases.
+
+    ``false_boundaries`` counts the boundaries it put where the gold has none
+    (for speech, a pause inside a phrase: the costlier mistake),
+    ``missed_boundaries`` the gold boundaries it did not find (a longer
+    sentence, which the planner may still cut at a clause or word).
+    """
 
     splitter: str
     cases: int
@@ -63,6 +69,8 @@ class SplitterScore:
     boundary_recall: float
     errors: int
     seconds: float
+    false_boundaries: int = 0
+    missed_boundaries: int = 0
 
     @property
     def boundary_f1(self) -> float:
@@ -86,23 +94,32 @@ class SplitterComparison:
             "results": [asdict(r) for r in self.results],
         }
 
-    def to_markdown(self) -> str:
-        """A score table, then the cases that at least one splitter got wrong."""
+    def to_markdown(self, all_cases: bool = False) -> str:
+        """A score table, then a table of the cases, one row each.
+
+        By default the case table has only the cases that at least one splitter
+        got wrong, and a line after it says how many cases every splitter got
+        right and names them; ``all_cases=True`` gives every case a row.
+        A cell counts that splitter's false and missed boundaries in that case.
+        """
         names = list(self.scores)
-        lines = ["| splitter | exact | boundary precision | boundary recall | F1 | errors | ms |",
-                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines = ["| splitter | exact | false boundaries | missed boundaries | boundary precision "
+                 "| boundary recall | F1 | errors | ms |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s in self.scores.values():
-            lines.append(f"| `{s.splitter}` | {s.exact}/{s.cases} | {s.boundary_precision:.3f} | "
+            lines.append(f"| `{s.splitter}` | {s.exact}/{s.cases} | {s.false_boundaries} | "
+                         f"{s.missed_boundaries} | {s.boundary_precision:.3f} | "
                          f"{s.boundary_recall:.3f} | {s.boundary_f1:.3f} | {s.errors} | "
                          f"{s.seconds * 1000:.1f} |")
         by_case: dict[str, dict[str, CaseResult]] = {}
         for r in self.results:
             by_case.setdefault(r.case_id, {})[r.splitter] = r
-        hard = {cid: rs for cid, rs in by_case.items() if not all(r.correct for r in rs.values())}
-        if hard:
+        easy = [cid for cid, rs in by_case.items() if all(r.correct for r in rs.values())]
+        shown = by_case if all_cases else {cid: rs for cid, rs in by_case.items() if cid not in easy}
+        if shown:
             lines += ["", "| case | " + " | ".join(f"`{n}`" for n in names) + " |",
                       "| --- |" + " --- |" * len(names)]
-            for cid, rs in hard.items():
+            for cid, rs in shown.items():
                 cells = []
                 for n in names:
                     r = rs.get(n)
@@ -113,8 +130,12 @@ class SplitterComparison:
                     elif r.correct:
                         cells.append("ok")
                     else:
-                        cells.append(f"{len(r.missed)} missed, {len(r.spurious)} extra")
+                        cells.append(f"{len(r.spurious)} false, {len(r.missed)} missed")
                 lines.append(f"| {cid} | " + " | ".join(cells) + " |")
+        if easy and not all_cases:
+            every = "the splitter" if len(names) == 1 else f"all {len(names)} splitters"
+            lines += ["", f"Not shown: {len(easy)} of {len(by_case)} cases, which {every} "
+                          f"split exactly as the gold: {', '.join(easy)}."]
         return "\n".join(lines)
 
 
@@ -139,7 +160,7 @@ def compare_splitters(splitters: Mapping[str, SentenceSplitter],
     cases = list(cases)
     out = SplitterComparison()
     for name, splitter in splitters.items():
-        exact = errors = found_total = gold_total = hit_total = 0
+        exact = errors = found_total = gold_total = hit_total = false_total = missed_total = 0
         seconds = 0.0
         for case in cases:
             gold = _inner_boundaries(case.text, case.sentences)
@@ -159,6 +180,8 @@ def compare_splitters(splitters: Mapping[str, SentenceSplitter],
             gold_total += len(gold)
             found_total += len(found)
             hit_total += len(found & gold)
+            false_total += len(found - gold)
+            missed_total += len(gold - found)
             out.results.append(CaseResult(case.id, name, predicted, correct,
                                           tuple(sorted(gold - found)), tuple(sorted(found - gold)),
                                           error))
@@ -166,5 +189,5 @@ def compare_splitters(splitters: Mapping[str, SentenceSplitter],
             name, len(cases), exact,
             hit_total / found_total if found_total else 1.0,
             hit_total / gold_total if gold_total else 1.0,
-            errors, seconds)
+            errors, seconds, false_total, missed_total)
     return out

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,10 +34,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, SeqoptError
+from .errors import ConfigError, DuplicateStrategyError, SeqoptError
 from .planner import PlannerSettings
 from .plugins import PluginHost
 from .strategies import SLOTS
+from .validation import error_lines, options_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +75,9 @@ class PlannerConfig(BaseModel):
     def _target_within_max(self) -> PlannerConfig:
         if self.target_tokens > self.max_tokens:
             raise ValueError(
-                f"target_tokens ({self.target_tokens}) must not exceed max_tokens ({self.max_tokens})"
+                f"target_tokens ({self.target_tokens}) must not exceed max_tokens ({self.max_tokens}): "
+                f"lower target_tokens to {self.max_tokens} or less, or raise max_tokens to "
+                f"{self.target_tokens} or more"
             )
         return self
 
@@ -191,14 +196,6 @@ class PipelineConfig(BaseModel):
         return getattr(self, slot)
 
 
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A validated config and where it came from (for error messages)."""
-
-    config: PipelineConfig
-    source: str
-
-
 # --- loading ------------------------------------------------------------------
 
 
@@ -277,17 +274,99 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _format_validation_error(source: str, exc: ValidationError, prefix: str = "") -> str:
-    lines = []
-    for err in exc.errors():
+def flatten_keys(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested dict: ``{"planner": {"max_tokens": 64}}`` -> ``{"planner.max_tokens": 64}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten_keys(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether dotted keys ``a`` and ``b`` are the same setting or one holds the other."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config and where each of its values came from (for error messages).
+
+    ``source`` names the file or profile; values set by ``overrides`` (the
+    library's ``overrides=``, the CLI's flags) are blamed on those instead:
+    ``overrides`` holds them as dotted keys, and ``option_names`` maps a dotted
+    key to the spelling the user typed (``"planner.max_tokens": "--max"``).
+    """
+
+    config: PipelineConfig
+    source: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+    option_names: tuple[tuple[str, str], ...] = ()
+
+    def origin(self, key: str) -> str:
+        """Where the value at dotted ``key`` (or a value inside it) came from."""
+        names = dict(self.option_names)
+        hits = [(k, v) for k, v in self.overrides if _related(k, key)]
+        if not hits:
+            return self.source
+        parts = [f"{names[k]} {v}" if k in names else f"{k} = {v!r}" for k, v in hits]
+        what = ", ".join(parts) if all(k in names for k, _ in hits) else "overrides " + ", ".join(parts)
+        return f"{what} (over {self.source})"
+
+    def hint(self, message: str) -> str:
+        """How to set the keys ``message`` mentions, in the user's own spelling (CLI flags)."""
+        mentioned = []
+        for key, flag in self.option_names:
+            leaf = key.rsplit(".", 1)[-1]
+            # a distinctive leaf (max_tokens) by itself, a generic one (name) only as its dotted key
+            word = leaf if "_" in leaf else key
+            if re.search(rf"\b{re.escape(word)}\b", message):
+                mentioned.append(f"{flag} sets {word}")
+        return "\n  (" + ", ".join(mentioned) + ")" if mentioned else ""
+
+
+def _validation_message(exc: ValidationError, where: Callable[[str], str], prefix: str = "") -> str:
+    """``exc`` as one message, its errors grouped under the source each key came from."""
+    groups: dict[str, list[str]] = {}
+    for err, line in zip(exc.errors(), error_lines(exc, prefix), strict=True):
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"  {loc or '(top level)'}: {msg}")
-    return f"{source}: invalid configuration\n" + "\n".join(lines)
+        groups.setdefault(where(loc), []).append(line)
+    return "\n".join(f"{origin}: invalid configuration\n" + "\n".join(lines)
+                     for origin, lines in groups.items())
+
+
+def build_loaded_config(
+    data: dict[str, Any],
+    source: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    option_names: dict[str, str] | None = None,
+    validate: bool = True,
+    host: PluginHost | None = None,
+) -> LoadedConfig:
+    """``overrides`` laid over ``data`` (a config dict from ``source``), validated.
+
+    With ``validate`` (the default) every slot's strategy name and options are
+    checked against the installed plugins too (:func:`resolve_config`), so a
+    config that plans fine but would fail to synthesize fails here, at once.
+    """
+    merged = merge_config(data, overrides) if overrides else data
+    flat = tuple(flatten_keys(overrides).items()) if overrides else ()
+    names = tuple((option_names or {}).items())
+    probe = LoadedConfig(PipelineConfig.model_construct(), source, flat, names)
+    try:
+        config = PipelineConfig.model_validate(merged)
+    except ValidationError as exc:
+        message = _validation_message(exc, probe.origin)
+        raise ConfigError(message + probe.hint(message)) from None
+    loaded = LoadedConfig(config, source, flat, names)
+    if validate:
+        plugins = config.plugins
+        resolve_config(loaded, host or PluginHost.discover(block=plugins.block, autoload=plugins.autoload))
+    return loaded
 
 
 def load_config(
@@ -295,13 +374,20 @@ def load_config(
     *,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    option_names: dict[str, str] | None = None,
+    validate: bool = True,
+    host: PluginHost | None = None,
 ) -> LoadedConfig:
-    """Load a config file (or a built-in profile) and apply ``overrides``.
+    """Load a config file (or a built-in profile), apply ``overrides`` and validate it all.
 
     With neither ``path`` nor ``profile``, the ``rtx4090`` profile is used. A
     file without ``extends`` must name every slot itself. ``overrides`` is a
-    partial config dict laid on top (the CLI's ``--splitter`` and friends).
-    Strategy names and options are checked later, by :func:`resolve_config`.
+    partial config dict laid on top (the CLI's ``--splitter`` and friends);
+    an error in a value it set names the override, not the file or profile
+    (``option_names`` gives the spelling to use, such as ``--max``). Every
+    slot's strategy name and options are checked against the installed
+    plugins (``host``, else the plugins this config's ``[plugins]`` table
+    allows), unless ``validate=False``.
     """
     if path is not None:
         data = read_config_file(path)
@@ -315,13 +401,8 @@ def load_config(
         name = profile or DEFAULT_PROFILE
         data = _profile_data(name)
         source = f"profile {name!r}"
-    if overrides:
-        data = merge_config(data, overrides)
-    try:
-        config = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from None
-    return LoadedConfig(config, source)
+    return build_loaded_config(data, source, overrides, option_names=option_names, validate=validate,
+                               host=host)
 
 
 # --- resolution against the loaded plugins -------------------------------------
@@ -341,7 +422,8 @@ def resolve_config(loaded: LoadedConfig, host: PluginHost,
                    slots: tuple[str, ...] | None = None) -> dict[str, ResolvedSlot]:
     """Check every slot's strategy name and options against the loaded plugins.
 
-    Raises :class:`ConfigError` naming the source, the key and what is allowed.
+    Raises :class:`ConfigError` (or :class:`DuplicateStrategyError`) naming where
+    the value came from, the key and what is allowed.
     """
     resolved: dict[str, ResolvedSlot] = {}
     for slot in slots or tuple(SLOTS):
@@ -349,16 +431,13 @@ def resolve_config(loaded: LoadedConfig, host: PluginHost,
         try:
             info = host.strategy(slot, choice.name)
         except SeqoptError as exc:
-            kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
-            raise kind(f"{loaded.source}: {slot}.name: {exc}") from None
+            kind = type(exc) if isinstance(exc, (ConfigError, DuplicateStrategyError)) else ConfigError
+            raise kind(f"{loaded.origin(slot + '.name')}: {slot}.name: {exc}") from None
         try:
             options = info.spec.options.model_validate(choice.options)
         except ValidationError as exc:
-            raise ConfigError(
-                _format_validation_error(loaded.source, exc, prefix=f"{slot}.options")
-                + f"\n  ({slot} {choice.name!r} accepts: "
-                + (", ".join(info.spec.options.model_fields) or "no options") + ")"
-            ) from None
+            raise options_error(slot, choice.name, info.spec.options, exc,
+                                source=loaded.origin(f"{slot}.options")) from None
         resolved[slot] = ResolvedSlot(slot, choice.name, info.provider, options)
     return resolved
 

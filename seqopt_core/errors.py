@@ -20,6 +20,14 @@ class TextDecodeError(SeqoptError, ValueError):
     """An input file is not valid UTF-8."""
 
 
+class InputFileError(SeqoptError, OSError):
+    """A text file to read is missing, a directory, or unreadable."""
+
+
+class EngineUnavailableError(SeqoptError, ImportError):
+    """The speech engine was used without its dependencies (``pip install 'seqopt[chatterbox]'``)."""
+
+
 class ConfigError(SeqoptError, ValueError):
     """A configuration file or value is invalid."""
 

@@ -80,9 +80,19 @@ def paragraph_sentences(text: str, para: Span, splitter: SentenceSplitter, name:
     return [Span(sp.start + para.start, sp.end + para.start) for sp in spans]
 
 
-def split_sentences(text: str, splitter: SentenceSplitter, name: str = "custom") -> list[Span]:
-    """Sentence spans of all of ``text``: paragraphs first, then the splitter."""
+def strategy_name(strategy: object) -> str:
+    """What to call a strategy object in a message: its ``name`` attribute, else its class."""
+    name = getattr(strategy, "name", None)
+    return name if isinstance(name, str) and name else type(strategy).__name__
+
+
+def split_sentences(text: str, splitter: SentenceSplitter, name: str | None = None) -> list[Span]:
+    """Sentence spans of all of ``text``: paragraphs first, then the splitter.
+
+    ``name`` is how messages call the splitter (default: its ``name`` or class).
+    """
     validate_text(text)
+    name = name or strategy_name(splitter)
     spans: list[Span] = []
     for para in paragraph_spans(text):
         spans.extend(paragraph_sentences(text, para, splitter, name))
@@ -105,16 +115,18 @@ class SegmentPlanner:
         estimator: TokenEstimator,
         settings: PlannerSettings | None = None,
         *,
-        splitter_name: str = "custom",
-        estimator_name: str = "custom",
+        splitter_name: str | None = None,
+        estimator_name: str | None = None,
         on_plan: Callable[[SegmentPlan], None] | None = None,
     ) -> None:
         self.on_plan = on_plan
         self.splitter = splitter
         self.estimator = estimator
         self.settings = settings or PlannerSettings()
-        self.splitter_name = splitter_name
-        self.estimator_name = estimator_name
+        # Names for plans and messages: the registered name when built from a
+        # config, else the object's own name or class (never one the user did not give).
+        self.splitter_name = splitter_name or strategy_name(splitter)
+        self.estimator_name = estimator_name or strategy_name(estimator)
 
     # -- public ------------------------------------------------------------
 
@@ -125,7 +137,9 @@ class SegmentPlanner:
     def plan(self, text: str, progress: Callable[[int, int], None] | None = None) -> SegmentPlan:
         """Cut ``text`` into segments; see the module docstring for the guarantees.
 
-        ``progress(done_chars, total_chars)`` is called after each paragraph.
+        ``progress(done_chars, total_chars)`` is called after each paragraph; the
+        last call is always ``(total_chars, total_chars)``, whatever follows the
+        last paragraph (a final newline, say).
         """
         started = time.perf_counter()
         validate_text(text)
@@ -146,8 +160,10 @@ class SegmentPlanner:
                 units = [_Unit(sp, "sentence", 0) for sp in self._split(text, para)]
                 units[-1].kind = last_kind
                 self._pack(text, units, segments)
-                if progress is not None:
+                if progress is not None and p_index < len(paragraphs) - 1:
                     progress(para.end, len(text))
+        if progress is not None:
+            progress(len(text), len(text))
         plan = SegmentPlan(
             segments=tuple(segments),
             splitter=self.splitter_name,

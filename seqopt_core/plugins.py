@@ -18,7 +18,7 @@ import difflib
 import importlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any, Literal
@@ -65,10 +65,13 @@ class StrategyInfo:
     description: str
     availability: Availability
     spec: StrategySpec[Any] = field(repr=False, compare=False)
+    #: Other plugins that provide a strategy of the same name in this slot: the
+    #: name cannot be used until one of them is blocked.
+    clash: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
-        return self.availability.enabled
+        return self.availability.enabled and not self.clash
 
 
 def _env_list(name: str) -> set[str]:
@@ -90,7 +93,7 @@ class PluginHost:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._infos: list[PluginInfo] = []
-        self._registry: dict[str, dict[str, StrategyInfo]] | None = None
+        self._registry: dict[str, dict[str, list[StrategyInfo]]] | None = None
         for name, plugin in plugins:
             self.register(plugin, name=name)
 
@@ -182,59 +185,117 @@ class PluginHost:
 
     # -- registry hooks ----------------------------------------------------
 
-    def _collect(self) -> dict[str, dict[str, StrategyInfo]]:
+    def _collect(self) -> dict[str, dict[str, list[StrategyInfo]]]:
+        """Every record of every slot, by name; a name two plugins provide keeps both.
+
+        A plugin whose registry hook raises, or returns something other than its
+        slot's records, is marked ``error`` with the reason and contributes nothing;
+        the other plugins' strategies are still listed.
+        """
         if self._registry is not None:
             return self._registry
-        registry: dict[str, dict[str, StrategyInfo]] = {}
+        registry: dict[str, dict[str, list[StrategyInfo]]] = {}
         for key, slot in SLOTS.items():
-            found: dict[str, StrategyInfo] = {}
+            found: dict[str, list[StrategyInfo]] = {}
             caller = getattr(self._pm.hook, slot.hook)
             # Called per implementation, in registration order, so that each
             # record keeps the name of the plugin that provided it.
             for impl in caller.get_hookimpls():
-                records = impl.function() or []
+                try:
+                    records = list(impl.function() or [])
+                    bad = [r for r in records if not isinstance(r, slot.record)]
+                    if bad:
+                        raise PluginError(f"{slot.hook}() must return {slot.record.__name__} records, "
+                                          f"got {type(bad[0]).__name__}")
+                except Exception as exc:  # a broken plugin must not hide the others
+                    detail = str(exc) if isinstance(exc, PluginError) else f"{slot.hook}() raised " \
+                        f"{type(exc).__name__}: {exc}"
+                    self._mark_error(impl.plugin_name, detail)
+                    continue
                 for spec in records:
-                    if not isinstance(spec, slot.record):
-                        raise PluginError(
-                            f"plugin {impl.plugin_name!r}: {slot.hook}() must return "
-                            f"{slot.record.__name__} records, got {type(spec).__name__}"
-                        )
-                    if spec.name in found:
-                        raise DuplicateStrategyError(
-                            f"two plugins provide the {slot.key} strategy {spec.name!r}: "
-                            f"{found[spec.name].provider!r} and {impl.plugin_name!r}. "
-                            f"Block one of them with {BLOCK_ENV}={impl.plugin_name}"
-                        )
-                    found[spec.name] = StrategyInfo(
-                        key, spec.name, impl.plugin_name, spec.description,
-                        spec.availability(), spec,
-                    )
-            registry[key] = found
+                    found.setdefault(spec.name, []).append(StrategyInfo(
+                        key, spec.name, impl.plugin_name, spec.description, spec.availability(), spec))
+            registry[key] = {
+                name: [replace(info, clash=tuple(o.provider for o in infos if o is not info))
+                       for info in infos] if len(infos) > 1 else infos
+                for name, infos in found.items()
+            }
         self._registry = registry
         return registry
 
+    def _mark_error(self, plugin_name: str, detail: str) -> None:
+        for i, info in enumerate(self._infos):
+            if info.name == plugin_name:
+                self._infos[i] = replace(info, status="error", detail=detail)
+                return
+        self._infos.append(PluginInfo(plugin_name, plugin_name, None, False, "error", detail))
+
     def strategies(self, slot: str) -> list[StrategyInfo]:
-        """All strategies of ``slot``, enabled or not, sorted by name."""
+        """All strategies of ``slot``, enabled or not, sorted by name (then provider).
+
+        A name that two plugins provide is listed once per provider, each entry's
+        ``clash`` naming the others; only looking that name up fails.
+        """
         self._check_slot(slot)
-        return sorted(self._collect()[slot].values(), key=lambda s: s.name)
+        return sorted((i for infos in self._collect()[slot].values() for i in infos),
+                      key=lambda s: (s.name, s.provider))
 
     def strategy(self, slot: str, name: str) -> StrategyInfo:
-        """The strategy ``name`` of ``slot``; an unknown name lists the choices."""
+        """The strategy ``name`` of ``slot``; an unknown name lists the choices, and
+        a name that two plugins provide names both and how to block one."""
         self._check_slot(slot)
         found = self._collect()[slot]
         if name not in found:
             choices = ", ".join(sorted(found)) or "none (no plugin provides this slot)"
             hint = difflib.get_close_matches(name, found, n=1)
             did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
-            broken = [f"{i.name} ({i.detail})" for i in self._infos if i.status == "error"]
-            note = f" Plugins that failed to load: {'; '.join(broken)}" if broken else ""
             raise UnknownStrategyError(
-                f"unknown {slot} {name!r}.{did_you_mean} Valid choices: {choices}.{note}"
+                f"unknown {slot} {name!r}.{did_you_mean} Valid choices: {choices}.{self._unloaded_note()}"
             )
-        return found[name]
+        infos = found[name]
+        if len(infos) > 1:
+            providers = " and ".join(f"{i.provider!r}{self._from(i.provider)}" for i in infos)
+            block = ",".join(i.provider for i in infos if not self._is_builtin(i.provider)) \
+                or infos[-1].provider
+            raise DuplicateStrategyError(
+                f"two plugins provide the {slot} strategy {name!r}: {providers}. Block one of "
+                f"them with {BLOCK_ENV}={block} (or [plugins] block = [{block!r}] in a config), "
+                f"or pick another {slot}"
+            )
+        return infos[0]
+
+    def _from(self, plugin_name: str) -> str:
+        dist = next((i.distribution for i in self._infos if i.name == plugin_name), None)
+        return f" (from {dist})" if dist else ""
+
+    def _is_builtin(self, plugin_name: str) -> bool:
+        return any(i.builtin for i in self._infos if i.name == plugin_name)
+
+    def _unloaded_note(self) -> str:
+        """Why an unknown name may still be installed: plugins skipped or broken here."""
+        notes = []
+        skipped = [i for i in self._infos if i.status in ("not loaded", "blocked")]
+        if skipped:
+            listed = "; ".join(f"{i.name}{' (' + i.distribution + ')' if i.distribution else ''}: {i.detail}"
+                               for i in skipped)
+            fixes = []
+            if any(i.status == "not loaded" for i in skipped):
+                fixes.append(f"unset {NO_AUTOLOAD_ENV} (or set [plugins] autoload = true)")
+            if any(i.status == "blocked" for i in skipped):
+                fixes.append(f"remove it from {BLOCK_ENV} (or [plugins] block)")
+            notes.append(f" Installed plugins that were not loaded, one of which may provide it: {listed}. "
+                         f"To load them, {' and '.join(fixes)}.")
+        broken = [f"{i.name} ({i.detail})" for i in self._infos if i.status == "error"]
+        if broken:
+            notes.append(f" Plugins that failed to load: {'; '.join(broken)}")
+        return "".join(notes)
 
     def create(self, slot: str, name: str, options: Any = None) -> Any:
-        """Build strategy ``name`` of ``slot`` with ``options`` (validated by its model)."""
+        """Build strategy ``name`` of ``slot`` with ``options`` (a dict or its options model).
+
+        Bad options raise :class:`ConfigError` naming the strategy, the key and
+        the keys it accepts, the same message a config file gets.
+        """
         info = self.strategy(slot, name)
         if not info.enabled:
             install = f" Install it with: {info.availability.install}" if info.availability.install else ""

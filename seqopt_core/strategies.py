@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .errors import ConfigError
 from .types import Span
+from .validation import options_error
 
 # --- what a strategy of each slot must do -------------------------------------
 
@@ -117,6 +119,9 @@ class StrategySpec(Generic[T]):
     ``None`` when the strategy can run, else the reason it cannot.
     """
 
+    #: The config key of the slot this record fills (set by each record class).
+    slot_key: ClassVar[str] = "strategy"
+
     name: str
     factory: Callable[[Any], T]
     description: str
@@ -147,9 +152,20 @@ class StrategySpec(Generic[T]):
         return Availability(True)
 
     def create(self, options: BaseModel | dict[str, Any] | None = None) -> T:
-        """Validate ``options`` against this strategy's model and build the strategy."""
+        """Validate ``options`` against this strategy's model and build the strategy.
+
+        Bad options raise :class:`~seqopt_core.errors.ConfigError` naming the
+        strategy, each bad key and every key it accepts (never a raw pydantic error).
+        """
         if not isinstance(options, self.options):
-            options = self.options.model_validate(options or {})
+            if options is not None and not isinstance(options, (dict, BaseModel)):
+                raise ConfigError(f"options for {self.slot_key} {self.name!r} must be a dict of "
+                                  f"option names to values, got {type(options).__name__}")
+            data = options.model_dump() if isinstance(options, BaseModel) else (options or {})
+            try:
+                options = self.options.model_validate(data)
+            except ValidationError as exc:
+                raise options_error(self.slot_key, self.name, self.options, exc) from None
         return self.factory(options)
 
 
@@ -163,25 +179,37 @@ def _module_available(name: str) -> bool:
 class TokenEstimatorSpec(StrategySpec[TokenEstimator]):
     """Registry record of a token estimator (slot ``estimator``)."""
 
+    slot_key: ClassVar[str] = "estimator"
+
 
 class SentenceSplitterSpec(StrategySpec[SentenceSplitter]):
     """Registry record of a sentence splitter (slot ``splitter``)."""
+
+    slot_key: ClassVar[str] = "splitter"
 
 
 class ChunkPolicySpec(StrategySpec[ChunkPolicy]):
     """Registry record of a chunk-size policy (slot ``chunk_policy``)."""
 
+    slot_key: ClassVar[str] = "chunk_policy"
+
 
 class ContextPolicySpec(StrategySpec[ContextPolicy]):
     """Registry record of a context-window policy (slot ``context_policy``)."""
+
+    slot_key: ClassVar[str] = "context_policy"
 
 
 class SegmentContextSpec(StrategySpec[SegmentContextStrategy]):
     """Registry record of a cross-segment context strategy (slot ``segment_context``)."""
 
+    slot_key: ClassVar[str] = "segment_context"
+
 
 class AttentionBackendSpec(StrategySpec[AttentionBackend]):
     """Registry record of an attention backend (slot ``attention``)."""
+
+    slot_key: ClassVar[str] = "attention"
 
 
 @dataclass(frozen=True)

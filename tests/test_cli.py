@@ -144,12 +144,24 @@ def test_config_commands(run, tmp_path):
 
 
 def test_config_show_round_trips(run, tmp_path):
-    from seqopt_core import load_config
+    from seqopt_core import load_config, plugin_host, resolve_config
 
-    shown = run("config", "show").output.split("\n", 1)[1]
+    shown = run("config", "show").output
     path = tmp_path / "roundtrip.toml"
     path.write_text(shown, encoding="utf-8")
-    assert load_config(path).config == load_config().config
+    again, default = load_config(path), load_config()
+    # the same pipeline: every slot's strategy with the same options in effect
+    assert resolve_config(again, plugin_host(again)) == resolve_config(default, plugin_host(default))
+    strip = {slot: {"options"} for slot in ("estimator", "splitter", "chunk_policy", "context_policy",
+                                             "segment_context", "attention")}
+    assert again.config.model_dump(exclude=strip) == default.config.model_dump(exclude=strip)
+
+
+def test_config_show_prints_defaults_of_options(run):
+    shown = run("config", "show", "--profile", "rtx4090").output
+    # options the profile does not write, shown with their defaults
+    assert "split_on_newlines = false" in shown and "first_chunk_every_segment = false" in shown
+    assert "not set" in shown and "estimator.options.tokenizer" in shown
 
 
 def test_console_script_runs():

@@ -5,6 +5,7 @@ import types
 import pytest
 
 from seqopt_core import (
+    ConfigError,
     DuplicateStrategyError,
     PluginError,
     PluginHost,
@@ -84,15 +85,22 @@ def test_duplicate_strategy_names_name_both_providers():
     host.register(splitter_plugin("first_plugin", "dup"), name="first_plugin")
     host.register(splitter_plugin("second_plugin", "dup"), name="second_plugin")
     with pytest.raises(DuplicateStrategyError) as err:
-        host.strategies("splitter")
+        host.strategy("splitter", "dup")
     assert "'first_plugin'" in str(err.value) and "'second_plugin'" in str(err.value)
     assert "'dup'" in str(err.value)
+    # listing still works, and shows the clash on both entries
+    listed = [(s.provider, s.clash, s.enabled) for s in host.strategies("splitter")]
+    assert listed == [("first_plugin", ("second_plugin",), False), ("second_plugin", ("first_plugin",), False)]
 
 
 def test_duplicate_of_a_builtin_is_rejected():
     host = make_host(splitter_plugin("clash", "regex"))
-    with pytest.raises(DuplicateStrategyError, match="regex_splitter.*clash"):
-        host.strategies("splitter")
+    with pytest.raises(DuplicateStrategyError, match="regex_splitter.*clash") as err:
+        host.strategy("splitter", "regex")
+    assert "SEQOPT_BLOCK_PLUGINS=clash" in str(err.value)  # the third-party one is the one to block
+    # only the clashing name fails: the other splitters and slots still work
+    assert host.create("splitter", "nltk") is not None
+    assert host.strategy("estimator", "ratio").enabled
 
 
 def test_misspelled_hook_is_rejected_with_a_suggestion():
@@ -118,9 +126,26 @@ def test_wrong_record_type_is_reported():
         return [TokenEstimatorSpec(name="x", factory=object, description="")]
 
     module.seqopt_sentence_splitters = seqopt_sentence_splitters
-    host = make_host(module, builtins=False)
-    with pytest.raises(PluginError, match="must return SentenceSplitterSpec records"):
-        host.strategies("splitter")
+    host = make_host(module, splitter_plugin("good", "fine"), builtins=False)
+    assert [s.name for s in host.strategies("splitter")] == ["fine"]  # the others still listed
+    info = next(i for i in host.plugin_infos() if i.name == "wrong_record")
+    assert info.status == "error" and "must return SentenceSplitterSpec records" in info.detail
+    with pytest.raises(UnknownStrategyError, match="wrong_record.*must return SentenceSplitterSpec"):
+        host.strategy("splitter", "x")
+
+
+def test_a_raising_registry_hook_marks_only_its_plugin():
+    module = types.ModuleType("raising")
+
+    @hookimpl
+    def seqopt_sentence_splitters():
+        raise RuntimeError("boom")
+
+    module.seqopt_sentence_splitters = seqopt_sentence_splitters
+    host = make_host(module)
+    assert "regex" in {s.name for s in host.strategies("splitter")}
+    info = next(i for i in host.plugin_infos() if i.name == "raising")
+    assert info.status == "error" and "RuntimeError: boom" in info.detail
 
 
 def test_missing_dependency_shows_disabled_with_reason_and_install():
@@ -145,12 +170,24 @@ def test_unknown_slot():
 
 
 def test_create_validates_options(seqopt_host):
-    from pydantic import ValidationError
-
     policy = seqopt_host.create("chunk_policy", "fixed", {"chunk_size": 7})
     assert policy.chunk_size(100, 3, 0) == 7
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="chunk_policy.options.chunk_size: Input should be greater"):
         seqopt_host.create("chunk_policy", "fixed", {"chunk_size": -1})
+
+
+def test_create_gives_a_seqopt_error_naming_strategy_key_and_allowed_keys(seqopt_host):
+    from pydantic import ValidationError
+
+    with pytest.raises(ConfigError) as err:
+        seqopt_host.create("splitter", "regex", {"split_on_newline": True})
+    assert not isinstance(err.value, ValidationError)
+    msg = str(err.value)
+    assert "splitter 'regex'" in msg and "splitter.options.split_on_newline: unknown key" in msg
+    assert "did you mean 'split_on_newlines'" in msg and "accepts: " in msg
+    assert "split_on_newlines (default False)" in msg
+    with pytest.raises(ConfigError, match="must be a dict"):
+        seqopt_host.create("splitter", "regex", ["split_on_newlines"])
 
 
 def test_lifecycle_hooks_reach_observers(seqopt_host, simple_splitter, exact_estimator):

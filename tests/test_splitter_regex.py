@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from splitter_cases import HARD_CASES, SplitterCase, gold_spans
 
 from seqopt_core import PluginHost, SentenceSplitter, Span
+from seqopt_core.errors import ConfigError
 from seqopt_core.text import TAG_RE, check_sentence_spans
 from seqopt_plugins.splitters.regex import (
     RegexSentenceSplitter,
@@ -94,6 +95,51 @@ def test_examples(text: str, expected: list[str]) -> None:
     assert sentences(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # list markers: "N.)", "N)", bullets before numbers, lettered lists
+        ("1.) The first item 2.) The second item", ["1.) The first item", "2.) The second item"]),
+        ("1) The first item 2) The second item", ["1) The first item", "2) The second item"]),
+        ("1) Red. 2) Blue.", ["1) Red.", "2) Blue."]),
+        ("1) red\n2) blue 3) green", ["1) red", "2) blue", "3) green"]),
+        ("Options: 1) red 2) blue", ["Options: 1) red 2) blue"]),  # no list opened a line
+        ("\u2022 9. The first item \u2022 10. The second item",
+         ["\u2022 9. The first item", "\u2022 10. The second item"]),
+        ("\u20439. The first item \u204310. The second item",
+         ["\u20439. The first item", "\u204310. The second item"]),
+        ("a. The first item b. The second item", ["a. The first item", "b. The second item"]),
+        ("a. One\nb. Two\nc. Three", ["a. One", "b. Two", "c. Three"]),
+        ("A. Lincoln and B. Obama met.", ["A. Lincoln and B. Obama met."]),  # initials, not a list
+        # a.m./p.m. after an opening time phrase
+        ("At 5 a.m. Mr. Smith left. He came back.", ["At 5 a.m. Mr. Smith left.", "He came back."]),
+        ("By 9a.m. Everyone was there.", ["By 9a.m. Everyone was there."]),
+        ("He left at 6 P.M. Mr. Smith stayed.", ["He left at 6 P.M.", "Mr. Smith stayed."]),
+        ("Call me at 9a.m. Then go.", ["Call me at 9a.m.", "Then go."]),
+        # the pronoun I, and initials
+        ("You and I. Then.", ["You and I.", "Then."]),
+        ("Louis I. Smith came.", ["Louis I. Smith came."]),
+        ("We left the U.S. Did you stay?", ["We left the U.S.", "Did you stay?"]),
+        # ellipses: before the pronoun I, in brackets, spaced, after a period
+        ("I thought... I don't know.", ["I thought... I don't know."]),
+        ("the thing is . . . I didn\u2019t mean it.", ["the thing is . . . I didn\u2019t mean it."]),
+        ("He stopped . . . Then he ran.", ["He stopped . . .", "Then he ran."]),
+        ('"Bohr [...] used stairways [...]" (Smith 55).',
+         ['"Bohr [...] used stairways [...]" (Smith 55).']),
+        ("compounds. . . . The practice ended.", ["compounds.", ". . . The practice ended."]),
+        ("a period . . . . Next sentence.", ["a period . . . .", "Next sentence."]),
+        ("that.... She left.", ["that....", "She left."]),
+        # a title glued to the word before still never ends a sentence
+        ("Hello world.Today is Tuesday.Mr. Smith went.", ["Hello world.Today is Tuesday.Mr. Smith went."]),
+        # N° before a number
+        ("It is at N\u00b0. 1026.253.553. That is all.", ["It is at N\u00b0. 1026.253.553.", "That is all."]),
+    ],
+)
+def test_golden_rule_behaviour(text: str, expected: list[str]) -> None:
+    """The rules added for the public Golden Rules, and the false boundaries they avoid."""
+    assert sentences(text) == expected
+
+
 def test_spans_point_into_the_original_text() -> None:
     text = "  Mr. Smith arrived.\t\tHe sat down!  "
     spans = SPLITTER.split(text)
@@ -155,6 +201,16 @@ def test_pathological_inputs_are_fast() -> None:
         "\n " * 100_000 + "x",
         "A. " * 60_000,
         "1. " * 60_000,
+        # the list, ellipsis, pronoun and time-phrase rules
+        "and I. Did " * 20_000,
+        ". . . . The " * 20_000,
+        "x. . . . I " * 20_000,
+        "1) a 2) b " * 20_000,
+        "\u2022 1. " * 40_000,
+        "a. The b. The " * 20_000,
+        "At 5 a.m. Mr. " * 20_000,
+        "(...) X " * 30_000,
+        " " * 200_000 + "I. X",
     ]:
         start = time.perf_counter()
         spans = SPLITTER.split(text)
@@ -248,7 +304,8 @@ def test_unknown_option_is_rejected() -> None:
     with pytest.raises(ValidationError):
         RegexSplitterOptions(abbreviations=["x"])  # type: ignore[call-arg]
     (spec,) = seqopt_sentence_splitters()
-    with pytest.raises(ValidationError):
+    # the registry record wraps pydantic's error in a ConfigError naming the strategy
+    with pytest.raises(ConfigError, match="split_on_newline: unknown key"):
         spec.create({"split_on_newline": True})
 
 

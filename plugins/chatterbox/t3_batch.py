@@ -37,10 +37,11 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+
+from seqopt_core.system import available_memory_bytes
 
 from .alignment import AlignmentGuard, LengthGuard
 from .attention_kernels import AttentionTap, check_heads, tapping
@@ -431,23 +432,13 @@ def kv_cache_bytes_per_row(config: Any, dtype: torch.dtype, tokens: int) -> int:
 
 
 def free_memory_bytes(device: torch.device) -> int | None:
-    """Memory free for a batch on ``device``: CUDA's free memory, or on the CPU
-    ``MemAvailable`` from /proc/meminfo; ``None`` when it cannot be known."""
+    """Memory free for a batch on ``device``: CUDA's free memory, or on the CPU the
+    system's available memory (psutil); ``None`` when it cannot be known (MPS)."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
     if device.type == "cpu":
-        return _mem_available(Path("/proc/meminfo"))
-    return None
-
-
-def _mem_available(meminfo: Path) -> int | None:
-    try:
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError, IndexError):
-        return None
+        return available_memory_bytes()
     return None
 
 

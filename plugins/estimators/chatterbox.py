@@ -63,6 +63,20 @@ def punc_norm(text: str) -> str:
     return text
 
 
+#: How to point seqopt at the tokenizer (or do without it), in every spelling: the
+#: environment, the command line, the library's ``overrides=`` and a config file.
+MISSING_TOKENIZER_ADVICE = (
+    f"Set {TOKENIZER_ENV}=/path/to/tokenizer.json, or give the path (or use the tokenizer-free "
+    "'ratio' estimator): "
+    "on the command line --tokenizer PATH (or --estimator ratio); "
+    "from Python the estimator option 'tokenizer', e.g. build_planner(overrides="
+    '{"estimator": {"options": {"tokenizer": "/path/to/tokenizer.json"}}}) '
+    '(or overrides={"estimator": {"name": "ratio"}}); '
+    "in a config file [estimator] with options = { tokenizer = \"/path/to/tokenizer.json\" } "
+    '(or name = "ratio")'
+)
+
+
 def hf_cache_tokenizer() -> Path | None:
     """``tokenizer.json`` of ResembleAI/chatterbox in the local Hugging Face cache, if any."""
     hub = os.environ.get("HF_HUB_CACHE")
@@ -106,9 +120,7 @@ def resolve_tokenizer_path(explicit: str | os.PathLike[str] | None = None) -> Pa
     looked.append(f"the Hugging Face cache of {HF_REPO} (not there)")
     raise TokenizerNotFoundError(
         "the 'chatterbox' estimator needs Chatterbox's tokenizer.json and found none; looked at "
-        + ", ".join(looked)
-        + f". Set {TOKENIZER_ENV}=/path/to/tokenizer.json, pass --tokenizer PATH, "
-        "or use the 'ratio' estimator (--estimator ratio)"
+        + ", ".join(looked) + ". " + MISSING_TOKENIZER_ADVICE
     )
 
 

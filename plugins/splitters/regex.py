@@ -15,41 +15,68 @@ Hard cuts (always a boundary):
   ends where its line ends;
 * every newline when ``split_on_newlines`` is set. Otherwise a single newline
   is ordinary whitespace: a line without terminal punctuation runs on into the
-  next line (hard-wrapped prose stays one sentence);
+  next line (hard-wrapped prose stays one sentence, so a list of lowercase
+  lines without markers or punctuation is one sentence too);
 * after a CJK sentence end (``。！？｡``) and any closing quotes or brackets after
-  it, whether or not whitespace follows.
+  it, whether or not whitespace follows;
+* before ``N)`` or ``b)`` (a number or lowercase letter closed by ``)``, as a
+  word of its own) when the previous such marker of the same paragraph was
+  ``N-1)`` or ``a)`` and the list was opened at a line start: ``1) Red 2) Blue``
+  is two items, ``Options: 1) red 2) blue`` stays one sentence.
 
 Terminal punctuation (``. ! ? …`` and friends) ends a sentence only where the
 word carrying it is followed by whitespace; closing quotes and brackets right
 after it (``." ?” .) .] !»``) stay with the sentence. So nothing ever splits
 inside a word: decimals (``3.14``), versions (``v2.0.1``), times (``10:45``),
-URLs (``https://example.com/a.b?c=d``) and e-mail addresses are safe. Whether
-the gap after such a word is a boundary depends on the next word:
+URLs (``https://example.com/a.b?c=d``) and e-mail addresses are safe, and
+sentences written without a space between them (``world.Today``) are not
+split either. Whether the gap after such a word is a boundary depends on the
+next word:
 
 * A next word that starts lowercase (after any opening quotes or brackets)
   never starts a sentence: ``"Stop!" he said``, ``Wait... what?``, ``etc. and``,
   ``10 a.m. on Monday``. A next word that starts with punctuation that cannot
   open a sentence (``, ; : . ! ? )``) continues it: ``He paused . . . Then``.
-* Otherwise ``!``, ``?`` (also ``?!``, ``!!!``) and ellipses (``...``, ``…``)
-  always end the sentence.
+* Otherwise ``!``, ``?`` (also ``?!``, ``!!!``) always end the sentence.
+* Ellipses (``...``, ``…``, ``....``, spaced ``. . .``) end it too, except
+
+  - in brackets (``[...]``, ``(…)``): an omission inside a sentence;
+  - before the pronoun ``I`` (``the thing is . . . I didn't mean it``): ``I``
+    is always capitalised, so its capital says nothing about a new sentence,
+    and a missed pause costs less than a false one;
+  - a period stuck to a word and followed by a spaced ellipsis, four dots in
+    all (``compounds. . . . The practice``): the period ends the sentence and
+    the ellipsis opens the next one (the cut is after ``compounds.``).
+
 * A single ``.`` depends on the word it ends:
 
   - titles and Latin abbreviations (``Mr.``, ``Dr.``, ``Prof.``, ``e.g.``,
-    ``i.e.``, ``vs.``, ..., plus ``extra_abbreviations``) never end a sentence;
-  - number prefixes (``No. 5``, ``Fig. 3``, ``p. 12``, months such as
+    ``i.e.``, ``vs.``, ..., plus ``extra_abbreviations``) never end a sentence,
+    also when glued to the word before (``Tuesday.Mr. Smith``);
+  - number prefixes (``No. 5``, ``N°. 5``, ``Fig. 3``, ``p. 12``, months such as
     ``Jan. 5``) do not end one when a digit follows;
-  - initials (``J. R. R. Tolkien``, ``George W. Bush``), dotted acronyms
-    (``U.S.``, ``D.C.``) and ``St.`` end a sentence only when the next word is
-    a common sentence opener (``The``, ``He``, ``We``, ``In``, ...):
-    ``the U.S. Senate`` stays whole, ``the U.S. He`` splits;
-  - a list marker (``1.``, ``a.``, ``IV.``) at the start of a line never ends a
-    sentence; inside a line, ``N.`` right after a list that reached ``N-1``
-    starts a new item: ``1. First item 2. Second item`` is two sentences, cut
-    before ``2.``;
-  - any other word (``etc.``, ``Inc.``, ``a.m.``, ``3.14.``) ends the sentence
-    when the next word does not start lowercase. So ``at 10:45 a.m. We left``
-    splits after ``a.m.``: in running text a capital after ``a.m.``/``p.m.`` is
-    far more often a new sentence than a proper noun.
+  - ``a.m.``/``p.m.`` (any case, also ``5a.m.``) end the sentence when the next
+    word does not start lowercase (``at 10:45 a.m. We left`` splits: in running
+    text a capital after them is far more often a new sentence than a proper
+    noun), except after an opening time phrase: a sentence that so far is only
+    a capitalised preposition and the time (``At 5 a.m. Mr. Smith went``,
+    ``By 9 p.m. Everyone``) has not ended;
+  - the pronoun ``I`` after a lowercase word (``you and I. Did you``) ends the
+    sentence like any other word;
+  - initials (``J. R. R. Tolkien``, ``George W. Bush``, ``Albert I. Jones``),
+    dotted acronyms (``U.S.``, ``D.C.``) and ``St.`` end a sentence only when the
+    next word is a common sentence opener (``The``, ``He``, ``We``, ``In``,
+    ``How``, ``Did``, ``Is``, ...): ``the U.S. Senate`` stays whole, ``the U.S.
+    He`` splits;
+  - a list marker (``1.``, ``1.)``, ``a.``, ``IV.``, also after a bullet:
+    ``• 9.``, ``⁃9.``) at the start of a line never ends a sentence; inside a
+    line, ``N.`` right after a list that reached ``N-1`` (and ``b.`` after a
+    lettered list that reached ``a``, lowercase only, so initials such as
+    ``A. Lincoln and B. Obama`` are never list items) starts a new item, cut
+    before the marker or its bullet: ``1. First item 2. Second item`` is two
+    sentences, cut before ``2.``;
+  - any other word (``etc.``, ``Inc.``, ``co.``, ``3.14.``) ends the sentence
+    when the next word does not start lowercase.
 
 * Event tags (``[laughter]``, ``[clear_throat]``) and emoji right after a
   sentence end stay with that sentence (``Great! [laughter] So...`` cuts
@@ -57,7 +84,16 @@ the gap after such a word is a boundary depends on the next word:
   punctuation, never end a sentence themselves.
 
 Everything is found with linear-time regular expressions (no nested
-quantifiers over the same characters) plus constant work per candidate.
+quantifiers over the same characters) plus, per candidate, work bounded by a
+fixed look-back (48 characters) or by the candidate's own word and ellipsis,
+which no other candidate re-reads: the whole is linear in the text.
+
+Accuracy (``benchmarks/bench_splitters.py``, ``docs/splitters.md``): every
+case of the project's hard cases (``tests/splitter_cases.py``, written with
+these rules, so in sample) and of pySBD's 48 English Golden Rules; of
+pragmatic_segmenter's 52 it misses the lowercase list separated by single
+newlines and the sentences without a space between them (see above). Several
+rules above were added for those public sets, so they are in sample too.
 """
 
 from __future__ import annotations
@@ -101,7 +137,26 @@ _FIRST_NON_SPACE = re.compile(r"\S")
 _LEADING_OPENERS = re.compile(f"[{_OPENERS}]*")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _DOTTED_ACRONYM = re.compile(r"(?:[A-Z]\.)+[A-Z]")
-_LIST_MARKER = re.compile(r"(\d{1,3})|[A-Za-z]|[IVX]{1,4}")
+#: Bullets that may stand before a numbered item, attached or spaced (``• 9.``, ``⁃9.``).
+_BULLETS = "\u2022\u2023\u2043\u25e6\u25aa\u25cf"  # • ‣ ⁃ ◦ ▪ ●
+#: A list marker's word before its ``.``: group 1 a number, group 2 a lowercase letter.
+_LIST_MARKER = re.compile(f"[{_BULLETS}]?(?:(\\d{{1,3}})|([a-z])|[A-Z]|[IVX]{{1,4}})")
+#: A ``)`` followed by a word on the same line: where a list marker such as ``1)``
+#: or ``b)`` may end (the word before it is checked by :func:`_paren_marker`).
+_PAREN_END_RE = re.compile(r"\)(?=[^\S\n]+\S)")
+_PAREN_MARKER = re.compile(r"(\d{1,3})|([a-z])")
+#: ``a.m.``/``p.m.`` (any case), possibly glued to the time (``5a.m.``); no final dot.
+_AM_PM = re.compile(r"(\d{1,2}(?:[:.]\d{2})?)?[AaPp]\.[Mm]")
+#: The words before ``a.m.`` when they are only an opening time phrase (``At 5 a.m.``):
+#: a sentence start, a capitalised preposition and the time.
+_INTRO_TIME = (
+    r"(?:\A|[.!?\u2026][\"'\u201d\u2019)\]]*\s+|\n\s*)"
+    r"(?:At|By|Until|Till|Before|After|From|Around|About|Since|Circa)\s+"
+)
+_INTRO_TIME_SPACED = re.compile(_INTRO_TIME + r"\d{1,2}(?:[:.]\d{2})?\s+\Z")
+_INTRO_TIME_GLUED = re.compile(_INTRO_TIME + r"\Z")
+#: How far back the time-phrase and previous-word checks look (constant work).
+_LOOK_BACK = 48
 _TERMINAL_CHARS = frozenset(_TERMINALS)
 _STRONG_CHARS = frozenset(_STRONG)
 
@@ -116,7 +171,7 @@ _NEVER_END = frozenset(
 _NUMBER_PREFIXES = frozenset(
     """no nos nr fig figs vol vols p pp ch chap sec secs art arts eq eqs ref refs pg para
     par op tab ex exh approx ca est tel ext apt ste bldg rm jan feb mar apr jun jul aug
-    sep sept oct nov dec""".split()
+    sep sept oct nov dec n\u00b0 n\u00ba""".split()
 )
 #: End a sentence only before a common sentence opener.
 _OPENER_ONLY = frozenset({"st"})
@@ -126,7 +181,8 @@ _SENTENCE_OPENERS = frozenset(
     Or Yet If When While After Before Since Although Though As At In On Of For From To
     With Without By Its His Her Their Our My Your What Why How Who Where Which Yes No
     Not Some Many Most All One Each Every Now Today Yesterday Tomorrow Meanwhile Later
-    However Also Still Once Finally First Next Please Let Thanks""".split()
+    However Also Still Once Finally First Next Please Let Thanks Did Do Does Is Are Was
+    Were Could Would Should Has Have Had""".split()
 )
 
 
@@ -192,19 +248,21 @@ class RegexSentenceSplitter:
         if self.options.split_on_newlines:
             cuts += [m.start() for m in _NEWLINE_RE.finditer(text)]
         cuts += [m.end() for m in _CJK_END_RE.finditer(text)]
-        cuts += self._terminal_cuts(text, tags, paragraphs)
+        rev = text[::-1]
+        cuts += _paren_marker_cuts(text, rev, paragraphs)
+        cuts += self._terminal_cuts(text, rev, tags, paragraphs)
         return _outside_tags(cuts, tags)
 
     def _terminal_cuts(
-        self, text: str, tags: list[tuple[int, int]], paragraphs: list[int]
+        self, text: str, rev: str, tags: list[tuple[int, int]], paragraphs: list[int]
     ) -> list[int]:
-        """Cuts decided by terminal punctuation followed by whitespace."""
+        """Cuts decided by terminal punctuation followed by whitespace (``rev`` is
+        ``text`` reversed)."""
         n = len(text)
-        rev = text[::-1]
         # event tags hold no terminal mark; only they are skipped like emoji
         event_tags = {s: e for s, e in tags if not any(c in _TERMINAL_CHARS for c in text[s:e])}
         cuts: list[int] = []
-        last_marker: int | None = None
+        list_chain = _ListChain()
         next_paragraph = 0
         for m in _CANDIDATE_RE.finditer(text):
             first = m.group(2)
@@ -218,51 +276,128 @@ class RegexSentenceSplitter:
                 continue  # fast path: the next word continues the sentence
             while next_paragraph < len(paragraphs) and paragraphs[next_paragraph] < terminal:
                 next_paragraph += 1
-                last_marker = None  # numbering restarts in a new paragraph
+                list_chain = _ListChain()  # numbering restarts in a new paragraph
             cut, p = m.end(), m.end(1)
             if may_skip:  # an event tag or emoji may follow: look past them
                 cut, nxt = _skip_transparent(text, cut, event_tags)
                 if nxt is None:
                     continue
                 lead, p = text[nxt], _LEADING_OPENERS.match(text, nxt).end()
+            continues = lead in _NON_START or (p < n and text[p].islower())
             run_start = terminal
             while run_start > 0 and text[run_start - 1] in _TERMINAL_CHARS:
                 run_start -= 1
             if run_start < terminal or text[terminal] != ".":
                 # ! ? and ellipses: end unless the next word continues the sentence
-                if lead not in _NON_START and not (p < n and text[p].islower()):
-                    cuts.append(cut)
+                if continues:
+                    continue
+                run = text[run_start : terminal + 1]
+                if not run.strip(".\u2026") and (len(run) > 1 or run == "\u2026"):
+                    if _is_elision(text, run_start, terminal, m.end()):
+                        continue  # "[...]", "(...)": an omission inside a sentence
+                    if _is_pronoun_i(text, p):
+                        continue  # "... I": the capital says nothing about a new sentence
+                cuts.append(cut)
                 continue
             start = n - _NON_SPACE_RUN.match(rev, n - terminal).end()
             marker = _LIST_MARKER.fullmatch(text, start, terminal)
-            if marker is not None and m.end() == terminal + 1:
-                number = int(marker.group(1)) if marker.group(1) else None
-                if _at_line_start(text, rev, start):
-                    if number is not None:
-                        last_marker = number
+            closers = text[terminal + 1 : m.end()]
+            if marker is not None and closers in ("", ")"):
+                item = list_chain.item(text, rev, start, marker)
+                if item is not None:
+                    if item >= 0:
+                        cuts.append(item)
                     continue
-                if number is not None and last_marker is not None and number == last_marker + 1:
-                    last_marker = number
-                    cuts.append(start)
-                    continue
-            if lead in _NON_START or (p < n and text[p].islower()):
+            if continues:
                 continue
-            body = text[_LEADING_OPENERS.match(text, start, terminal).end() : terminal]
-            if self._period_ends(text, body, p):
+            body_start = _LEADING_OPENERS.match(text, start, terminal).end()
+            body = text[body_start:terminal]
+            if not body:  # a lone "." word: the last dot of a spaced ellipsis ". . ."
+                cut = self._spaced_ellipsis_cut(text, rev, terminal, cut, p)
+                if cut is not None:
+                    cuts.append(cut)
+                continue
+            if self._period_ends(text, body, body_start, p):
                 cuts.append(cut)
         return cuts
 
-    def _period_ends(self, text: str, body: str, p: int) -> bool:
-        """Whether ``body`` + ``.`` ends a sentence when the next word's first
-        character (after openers, not lowercase) is ``text[p]``."""
+    def _period_ends(self, text: str, body: str, body_start: int, p: int) -> bool:
+        """Whether ``body`` + ``.`` (``body`` starts at ``body_start``) ends a sentence
+        when the next word's first character (after openers, not lowercase) is ``text[p]``."""
         lower = body.lower()
-        if lower in self._never_end:
-            return False
+        if lower in self._never_end or lower.rpartition(".")[2] in self._never_end:
+            return False  # also "Tuesday.Mr. Smith": a title glued to the word before
         if lower in _NUMBER_PREFIXES and p < len(text) and text[p].isdigit():
             return False
+        am_pm = _AM_PM.fullmatch(body)
+        if am_pm is not None:
+            return not _opens_with_time_phrase(text, body_start, glued=am_pm.group(1) is not None)
+        if body == "I" and _previous_word(text, body_start).islower():
+            return True  # "you and I." is the pronoun, not an initial
         if lower in _OPENER_ONLY or _is_initial(body) or _DOTTED_ACRONYM.fullmatch(body):
             return _opens_sentence(text, p)
         return True
+
+    def _spaced_ellipsis_cut(self, text: str, rev: str, terminal: int, cut: int,
+                             p: int) -> int | None:
+        """The cut for a lone ``.`` word at ``terminal`` whose next word (at ``p``) is
+        not lowercase, or ``None``.
+
+        Walks back over the dots of a spaced ellipsis (``. . .``). When the first of
+        four or more dots sticks to a word (``compounds. . . . The``), that word's
+        period ends the sentence and the ellipsis opens the next one: the cut is
+        after the word, if its period would end a sentence before the word at
+        ``p``. Otherwise the ellipsis ends the sentence, except before the pronoun
+        ``I`` (``the thing is . . . I didn't``).
+        """
+        j = terminal
+        while j >= 2 and text[j - 1] == " " and text[j - 2] == ".":
+            j -= 2
+        dots = (terminal - j) // 2 + 1  # the spaced dots, from j to terminal
+        if dots >= 4 and j > 0 and not text[j - 1].isspace():
+            # text[j] is the period of the word before it, then ". . ." follows
+            n = len(text)
+            start = n - _NON_SPACE_RUN.match(rev, n - j).end()
+            body_start = _LEADING_OPENERS.match(text, start, j).end()
+            body = text[body_start:j]
+            if body and self._period_ends(text, body, body_start, p):
+                return j + 1
+        if _is_pronoun_i(text, p):
+            return None
+        return cut
+
+
+class _ListChain:
+    """The numbered (``1. 2. 3.``) or lettered (``a. b. c.``) list of a paragraph so
+    far: a marker at a line start opens it, the next marker inside a line continues it."""
+
+    __slots__ = ("number", "letter")
+
+    def __init__(self) -> None:
+        self.number: int | None = None
+        self.letter: str | None = None
+
+    def item(self, text: str, rev: str, start: int, marker: re.Match[str]) -> int | None:
+        """For the marker word ``text[start:...]``: ``None`` when it is not a list marker
+        here, ``-1`` for a marker at a line start (never a sentence end), else the
+        position where its item starts (a cut)."""
+        number = int(marker.group(1)) if marker.group(1) else None
+        letter = marker.group(2)
+        bullet = _spaced_bullet(text, start)
+        head = start if bullet is None else bullet
+        if _at_line_start(text, rev, head):
+            if number is not None:
+                self.number = number
+            elif letter is not None:
+                self.letter = letter
+            return -1
+        if number is not None and self.number is not None and number == self.number + 1:
+            self.number = number
+            return head
+        if letter is not None and self.letter is not None and ord(letter) == ord(self.letter) + 1:
+            self.letter = letter
+            return head
+        return None
 
 
 # --- small pure helpers ------------------------------------------------------------
@@ -284,6 +419,90 @@ def _skip_transparent(text: str, pos: int, event_tags: dict[int, int]) -> tuple[
             cut = m.end(1)
         else:
             return cut, start
+
+
+def _paren_marker_cuts(text: str, rev: str, paragraphs: list[int]) -> list[int]:
+    """Cuts before list markers closed by ``)`` alone: ``1) First 2) Second`` cuts
+    before ``2)`` when ``1)`` opened a line of the same paragraph (``a) b)`` alike)."""
+    cuts: list[int] = []
+    if ")" not in text:
+        return cuts
+    n = len(text)
+    number: int | None = None
+    letter: str | None = None
+    next_paragraph = 0
+    for close in _PAREN_END_RE.finditer(text):
+        end = close.start()
+        pos = n - _NON_SPACE_RUN.match(rev, n - end).end()  # the word before ")"
+        m = _PAREN_MARKER.fullmatch(text, pos, end)
+        if m is None:
+            continue
+        while next_paragraph < len(paragraphs) and paragraphs[next_paragraph] < pos:
+            next_paragraph += 1
+            number = letter = None
+        num = int(m.group(1)) if m.group(1) else None
+        let = m.group(2)
+        if _at_line_start(text, rev, pos):
+            if num is not None:
+                number = num
+            else:
+                letter = let
+        elif num is not None and number is not None and num == number + 1:
+            number = num
+            cuts.append(pos)
+        elif let is not None and letter is not None and ord(let) == ord(letter) + 1:
+            letter = let
+            cuts.append(pos)
+    return cuts
+
+
+def _spaced_bullet(text: str, start: int) -> int | None:
+    """Where a bullet stands alone before the word at ``start`` (``• 9.``), else ``None``."""
+    i = start
+    while i > 0 and start - i < _LOOK_BACK and text[i - 1] in " \t":
+        i -= 1
+    if i == start or i == 0 or text[i - 1] not in _BULLETS:
+        return None
+    if i >= 2 and not text[i - 2].isspace():
+        return None
+    return i - 1
+
+
+def _is_elision(text: str, run_start: int, terminal: int, end: int) -> bool:
+    """True for an ellipsis in brackets, ``[...]`` or ``(…)``: an omission mark."""
+    if run_start == 0 or end == terminal + 1:
+        return False
+    return text[run_start - 1] + text[terminal + 1] in ("[]", "()")
+
+
+def _is_pronoun_i(text: str, p: int) -> bool:
+    """True when the word at ``p`` is the pronoun ``I`` (``I``, ``I'm``, ``I’d``, ``I,``)."""
+    return text.startswith("I", p) and (p + 1 >= len(text) or not text[p + 1].isalnum())
+
+
+def _opens_with_time_phrase(text: str, pos: int, glued: bool) -> bool:
+    """True when the words before ``pos`` (where ``a.m.``/``p.m.`` starts) are only an
+    opening time phrase of a sentence: ``At 5 a.m. Mr. Smith left``, ``By 5a.m. we``.
+
+    Only the last :data:`_LOOK_BACK` characters are searched (``\\A`` matches only
+    at the real start of the text, not at the search window's start).
+    """
+    pattern = _INTRO_TIME_GLUED if glued else _INTRO_TIME_SPACED
+    return pattern.search(text, max(0, pos - _LOOK_BACK), pos) is not None
+
+
+def _previous_word(text: str, pos: int) -> str:
+    """The whitespace-delimited word before ``pos`` (``""`` at the start or when it is
+    farther or longer than the look-back limit)."""
+    i = pos
+    while i > 0 and pos - i < _LOOK_BACK and text[i - 1].isspace():
+        i -= 1
+    j = i
+    while j > 0 and i - j < _LOOK_BACK and not text[j - 1].isspace():
+        j -= 1
+    if j > 0 and not text[j - 1].isspace():
+        return ""
+    return text[j:i]
 
 
 def _at_line_start(text: str, rev: str, pos: int) -> bool:

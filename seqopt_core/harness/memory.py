@@ -4,8 +4,9 @@ On CUDA the allocator's own peak (``torch.cuda.max_memory_allocated``) is
 exact. On the CPU the peak resident set size is not: it only grows
 (``ru_maxrss``) and glibc keeps freed memory, so whichever configuration runs
 first would look cheaper. :class:`PeakResident` first hands freed memory back to
-the system (``malloc_trim``), then samples the resident set from
-``/proc/self/statm``, a read that takes no lock, and reports the peak above the
+the system (``malloc_trim``, glibc only), then samples the resident set
+(:func:`seqopt_core.system.resident_bytes`, psutil: one system call that takes
+no lock, on Linux, macOS and Windows), and reports the peak above the
 level at the start of the block. (Sampling glibc's ``mallinfo2`` instead is
 exact about malloc'd bytes, but every call walks the heap under malloc's locks
 and slowed whole synthesis runs about 3x; it is not used.)
@@ -17,45 +18,18 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from pathlib import Path
+
+from ..system import resident_bytes
 
 
 def _malloc_trim() -> bool:
-    """Return freed heap memory to the system (glibc); False where unavailable."""
+    """Return freed heap memory to the system (glibc); False where unavailable (macOS,
+    musl, Windows: there the peak includes memory earlier work freed but kept)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         return False
     return True
-
-
-_PAGE = 4096
-try:
-    import os as _os
-
-    _PAGE = _os.sysconf("SC_PAGE_SIZE")
-except (ImportError, ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
-    pass
-
-
-def resident_bytes() -> int | None:
-    """The resident set size from ``/proc/self/statm`` (Linux; cheap, lock-free), else None."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def rss_bytes() -> int | None:
-    """The process's current resident set size (Linux), or None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 class PeakResident:

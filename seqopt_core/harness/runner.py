@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from ..api import ConfigLike, as_loaded_config
 from ..config import LoadedConfig, profile_names
 from ..errors import ConfigError, SeqoptError
+from ..system import cpu_model
 from .texts import ComparisonText
 
 #: Benchmark length mode used for random-weight checkpoints when none is given.
@@ -459,16 +460,8 @@ def device_environment(device: Any) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             return None
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     env: dict[str, Any] = {
-        "device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(),
+        "device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {n: version(n) for n in ("seqopt", "torch", "transformers", "chatterbox-tts", "numpy")},
