@@ -23,6 +23,12 @@ from seqopt_core import AttentionBackendSpec, hookimpl
 
 _INSTALL = "pip install 'seqopt[chatterbox]'"
 DEFAULT_ALIGNED_HEADS = [(12, 15), (13, 11), (9, 2)]
+#: Chatterbox's T3 (Llama_520M): 30 layers of 16 attention heads (the released
+#: checkpoint; ``seqopt_plugins.chatterbox.checkpoint.RELEASED_ARCH``, which needs
+#: torch to import). Smaller checkpoints (seqopt's tiny test one has 16 layers)
+#: are checked against their real size when the engine loads them.
+T3_LAYERS = 30
+T3_HEADS = 16
 
 
 class PlainOptions(BaseModel):
@@ -41,11 +47,24 @@ class AlignedOptions(BaseModel):
 
     @field_validator("aligned_heads")
     @classmethod
-    def _not_empty(cls, heads: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def _heads_exist(cls, heads: list[tuple[int, int]]) -> list[tuple[int, int]]:
         if not heads:
             raise ValueError("give at least one (layer, head) pair")
-        if any(layer < 0 or head < 0 for layer, head in heads):
-            raise ValueError("layers and heads are counted from 0")
+        bad = [(layer, head) for layer, head in heads
+               if not (0 <= layer < T3_LAYERS and 0 <= head < T3_HEADS)]
+        if bad:
+            shown = ", ".join(f"({layer}, {head})" for layer, head in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise ValueError(
+                f"{shown}{more}: no such attention head in Chatterbox's T3, which has layers 0 to "
+                f"{T3_LAYERS - 1} of heads 0 to {T3_HEADS - 1} (both counted from 0); the default "
+                f"is {', '.join(f'({l}, {h})' for l, h in DEFAULT_ALIGNED_HEADS)}")
+        seen: set[tuple[int, int]] = set()
+        for layer, head in heads:
+            if (layer, head) in seen:
+                raise ValueError(f"({layer}, {head}) is listed more than once; list each "
+                                 "(layer, head) pair once")
+            seen.add((layer, head))
         return heads
 
 

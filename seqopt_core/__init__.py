@@ -15,11 +15,14 @@ from .compare import (
     compare_splitters,
 )
 from .config import (
+    BuiltStrategies,
     LoadedConfig,
     PipelineConfig,
     PlannerConfig,
     StrategyChoice,
+    build_strategies,
     load_config,
+    plugin_host_for,
     profile_names,
     resolve_config,
 )
@@ -28,10 +31,12 @@ from .errors import (
     DuplicateStrategyError,
     EngineUnavailableError,
     InputFileError,
+    OptionValueError,
     InvalidTextError,
     PlanningError,
     PluginError,
     SeqoptError,
+    StrategyBuildError,
     StrategyUnavailableError,
     TextDecodeError,
     TokenizerNotFoundError,
@@ -141,5 +146,6 @@ __all__ = [
     "Span", "StrategyInfo", "StrategySpec", "StrategyUnavailableError", "TextDecodeError",
     "TokenEstimator", "TokenEstimatorSpec", "TokenizerNotFoundError", "UnknownStrategyError",
     "hookimpl", "split_sentences", "read_text", "InputFileError", "EngineUnavailableError",
-    "engine_available", "ENGINE_INSTALL",
+    "engine_available", "ENGINE_INSTALL", "OptionValueError", "StrategyBuildError", "BuiltStrategies",
+    "build_strategies", "plugin_host_for",
 ]

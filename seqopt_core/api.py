@@ -18,6 +18,7 @@ from .config import (
     build_loaded_config,
     load_config,
     merge_config,
+    plugin_host_for,
     resolve_config,
 )
 from .planner import SegmentPlanner
@@ -71,8 +72,7 @@ def load_config_from_model(
 
 def plugin_host(config: ConfigLike = None, *, profile: str | None = None) -> PluginHost:
     """Discover plugins, honouring the config's ``[plugins]`` table."""
-    plugins = as_loaded_config(config, profile=profile, validate=False).config.plugins
-    return PluginHost.discover(block=plugins.block, autoload=plugins.autoload)
+    return plugin_host_for(as_loaded_config(config, profile=profile, validate=False))
 
 
 def build_planner(

@@ -9,6 +9,8 @@ exit status 2; a traceback means a bug in seqopt.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -334,16 +336,6 @@ def make_checkpoint(directory, scale, seed, tokenizer):
                "Random weights make noise, not speech.")
 
 
-def _wav_header(sample_rate: int, frames: int | None) -> bytes:
-    """A 16-bit mono PCM WAV header; ``frames=None`` for a stream of unknown length."""
-    import struct
-
-    data = 0xFFFFFFFF - 36 if frames is None else frames * 2
-    return (b"RIFF" + struct.pack("<I", min(36 + data, 0xFFFFFFFF)) + b"WAVEfmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-            + b"data" + struct.pack("<I", data))
-
-
 def _pcm16(audio) -> bytes:
     import numpy as np
 
@@ -366,8 +358,25 @@ def _pcm16(audio) -> bytes:
 @click.option("--metrics", "metrics_path", metavar="FILE", type=click.Path(),
               help="write per-chunk, per-segment and per-run metrics as JSON")
 def speak(text, file, output, raw, voice, checkpoint, config_path, profile, device, seed, metrics_path):
-    """Synthesize TEXT (or -f FILE) to a WAV file or to stdout, streaming."""
+    """Synthesize TEXT (or -f FILE) to a WAV file or to stdout, streaming.
+
+    The WAV file is written as audio arrives, to a temporary file beside OUT
+    that replaces OUT only when it is complete; Ctrl-C or SIGTERM finishes a
+    valid WAV of what was made. With -o -, nothing but audio reaches stdout.
+    """
+    from .text import validate_text
+    from .wavfile import WavFileWriter, WavStreamWriter, check_output_path
+
+    if raw and output != "-":
+        raise click.UsageError("--raw applies only to -o - (raw PCM on stdout); a file gets a WAV header")
     source = read_input(text, file)
+    validate_text(source)  # an empty text fails in milliseconds, before the model loads
+    inputs = tuple(p for p in (file,) if p and p != "-")
+    if output != "-":
+        check_output_path(output, what="-o", not_same_as=inputs)
+    if metrics_path is not None:
+        check_output_path(metrics_path, what="--metrics",
+                          not_same_as=inputs + ((output,) if output != "-" else ()))
     _, pipeline_mod = _engine_modules()
     from seqopt_plugins.monitor import MetricsMonitor
 
@@ -375,20 +384,60 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
     for key, value in (("voice", voice), ("checkpoint", checkpoint), ("device", device), ("seed", seed)):
         if value is not None:
             synthesis[key] = value
-    console = _stderr_console()
     loaded = _load(config_path, profile, {"synthesis": synthesis} if synthesis else None)
-    with console.status("loading the model"):
-        pipe = pipeline_mod.Pipeline.from_config(loaded)
-    if pipe.engine.loaded.random_weights:
-        console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, not speech")
-    monitor = MetricsMonitor(metrics_path)
-    pipe.host.register(monitor, name="seqopt.monitor")
-    plan = pipe.planner.plan(source)  # fail fast on bad text, and size the progress bar
-    out = sys.stdout.buffer if output == "-" else None
-    frames = 0
-    parts: list[bytes] = []
-    if out is not None and not raw:
-        out.write(_wav_header(pipe.sample_rate, None))
+    # Open the output before the model loads: a read-only folder or a full disk fails now.
+    if output == "-":
+        sink: Any = WavStreamWriter(_audio_stdout(), SPEECH_SAMPLE_RATE, raw=raw)
+    else:
+        sink = WavFileWriter(output, SPEECH_SAMPLE_RATE)
+    console = _stderr_console()
+    stop = _StopSignals()
+    try:
+        with stop:
+            with console.status("loading the model"):
+                pipe = pipeline_mod.Pipeline.from_config(loaded)
+            if pipe.sample_rate != sink.sample_rate:  # pragma: no cover - Chatterbox is 24 kHz
+                raise SeqoptError(f"the model makes {pipe.sample_rate} Hz audio, expected {sink.sample_rate}")
+            if pipe.engine.loaded.random_weights:
+                console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, "
+                              "not speech")
+            pipe.host.register(MetricsMonitor(metrics_path), name="seqopt.monitor")
+            plan = pipe.planner.plan(source)  # size the progress bar
+            _speak_stream(pipe, source, plan, sink, console)
+    except _Stopped as stopped:
+        if sink.data_bytes == 0:
+            sink.abort()
+            kept = "" if output == "-" else f"; {output} was left as it was"
+            click.echo(f"{stopped.signal_name}: stopped before any audio was made{kept}", err=True)
+        else:
+            where = sink.finish()
+            click.echo(f"{stopped.signal_name}: stopped; {where} holds the {sink.seconds:.2f} s of audio "
+                       "made so far (a valid WAV)" if not raw else
+                       f"{stopped.signal_name}: stopped after {sink.seconds:.2f} s of audio", err=True)
+        sys.exit(128 + stopped.signum)
+    except BrokenPipeError:
+        sink.abort()
+        click.echo(f"standard output was closed after {sink.seconds:.2f} s of audio; stopping", err=True)
+        sys.exit(1)
+    except BaseException:
+        if not sink.finished:
+            sink.abort()
+        raise
+    where = sink.finish()
+    metrics = pipe.last_metrics
+    g = metrics.generation
+    ttfa = "n/a" if g.time_to_first_audio is None else f"{g.time_to_first_audio:.2f} s"
+    click.echo(f"{'stdout' if output == '-' else where}: {g.audio_seconds:.2f} s of audio, "
+               f"{_plural(g.segments, 'segment')}, {_plural(g.chunks, 'chunk')}; TTFA {ttfa}, "
+               f"RTF {g.rtf:.2f}, {metrics.speech_tokens_per_second:.1f} speech tokens/s, "
+               f"wall {g.wall_seconds:.1f} s", err=True)
+
+
+#: Chatterbox's S3Gen makes 24 kHz audio.
+SPEECH_SAMPLE_RATE = 24_000
+
+
+def _speak_stream(pipe: Any, source: str, plan: Any, sink: Any, console: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
@@ -396,28 +445,61 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
                   console=console, transient=True) as bar:
         task = bar.add_task("segments", total=len(plan.segments), chunks=0)
         chunks = 0
-        for chunk in pipe.stream(source, plan):
-            data = _pcm16(chunk.audio)
-            frames += len(chunk.audio)
-            if out is not None:
-                out.write(data)
-                out.flush()
-            else:
-                parts.append(data)
-            chunks += 1
-            bar.update(task, completed=chunk.segment.index + (1 if chunk.is_segment_end else 0), chunks=chunks)
-    if out is None:
-        with open(output, "wb") as f:
-            f.write(_wav_header(pipe.sample_rate, frames))
-            f.writelines(parts)
-    metrics = pipe.last_metrics
-    g = metrics.generation
-    ttfa = "n/a" if g.time_to_first_audio is None else f"{g.time_to_first_audio:.2f} s"
-    where = "stdout" if out is not None else output
-    click.echo(f"{where}: {g.audio_seconds:.2f} s of audio, {_plural(g.segments, 'segment')}, "
-               f"{_plural(g.chunks, 'chunk')}; TTFA {ttfa}, RTF {g.rtf:.2f}, "
-               f"{metrics.speech_tokens_per_second:.1f} speech tokens/s, wall {g.wall_seconds:.1f} s",
-               err=True)
+        stream = pipe.stream(source, plan)
+        try:
+            for chunk in stream:
+                sink.write(_pcm16(chunk.audio))
+                chunks += 1
+                bar.update(task, completed=chunk.segment.index + (1 if chunk.is_segment_end else 0),
+                           chunks=chunks)
+        finally:
+            stream.close()  # an interruption frees the model's state and records the run
+
+
+def _audio_stdout() -> Any:
+    """Where the audio goes: a copy of the real standard output's descriptor. Descriptor 1
+    itself then points at stderr, so whatever a library prints, from Python or C
+    (PerthNet's load message, say), can never land inside the WAV stream. When
+    stdout is not a real descriptor (an in-process test runner), its buffer."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout.buffer
+    sys.stdout.flush()
+    audio = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
+    return audio
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM arrived during ``speak`` (a BaseException, so that no library
+    ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+class _StopSignals:
+    """Turns SIGINT and SIGTERM into :class:`_Stopped` while the block runs (main thread)."""
+
+    def __enter__(self) -> _StopSignals:
+        self._old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._raise)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def _int_list(value: str | None, option: str) -> list[int] | None:
@@ -582,16 +664,20 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
 @click.argument("path", required=False, type=click.Path())
 @_profile_opt
 def config_validate(path, profile):
-    """Check a config: keys, strategy names and each strategy's options."""
-    from .api import plugin_host
-    from .config import load_config, resolve_config
+    """Check a config: keys, ranges, strategy names and each strategy's options; the
+    strategies that are cheap to build are built too (their own checks run)."""
+    from .config import build_strategies, load_config, plugin_host_for, resolve_config
 
     loaded = load_config(path, profile=profile, validate=False)
-    host = plugin_host(loaded)
+    host = plugin_host_for(loaded)
     resolved = resolve_config(loaded, host)
+    report = build_strategies(loaded, host, resolved)
     for slot, r in resolved.items():
-        info = host.strategy(slot, r.name)
-        state = "ok" if info.enabled else f"disabled here: {info.availability.reason}"
+        if slot in report.built:
+            state = "ok (built)"
+        else:
+            why = report.not_built.get(slot, "not built")
+            state = why if why.startswith("disabled here") else f"ok (options checked; {why})"
         click.echo(f"{slot:16} {r.name:12} ({r.provider}) {state}")
     click.echo(f"{loaded.source}: valid")
 

@@ -23,22 +23,33 @@ strategy's own pydantic model once plugins are loaded (:func:`resolve_config`).
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError, DuplicateStrategyError, SeqoptError
-from .planner import PlannerSettings
+from .planner import MODEL_MAX_TOKENS, PlannerSettings
 from .plugins import PluginHost
 from .strategies import SLOTS
-from .validation import error_lines, options_error
+from .validation import MAX_ERROR_LINES, cap_lines, error_lines, options_error, short_key
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,6 +57,77 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 DEFAULT_PROFILE = "rtx4090"
+
+#: Deepest nesting of tables and arrays within each other a config may have. The
+#: built-in options need 5 (``attention.options.aligned_heads``' pairs); deeper
+#: input is refused before anything walks it recursively.
+MAX_CONFIG_DEPTH = 32
+
+
+# --- bounded numbers: every refusal names the whole allowed range ---------------
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _range_text(lo: float, hi: float, unit: str, *, lo_open: bool, whole: bool) -> str:
+    kind = "a whole number" if whole else "a finite number"
+    span = f"above {_num(lo)} and at most {_num(hi)}" if lo_open else f"from {_num(lo)} to {_num(hi)}"
+    return f"{kind} {span}{f' ({unit})' if unit else ''}"
+
+
+def _bounded(lo: float, hi: float, unit: str = "", *, lo_open: bool = False,
+             whole: bool = False, why: str = "") -> Any:
+    """A float (``whole``: an int) within ``[lo, hi]`` (``lo_open``: ``(lo, hi]``), never
+    nan or infinite. A refused value's message states the whole range, then ``why``."""
+    allowed = _range_text(lo, hi, unit, lo_open=lo_open, whole=whole)
+
+    def refuse(value: Any) -> ValueError:
+        return ValueError(f"must be {allowed}, got {value!r}{f'; {why}' if why else ''}")
+
+    def before(value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic would read true as 1
+            raise refuse(value)
+        return value
+
+    def after(value: float) -> float:
+        if not (math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi):
+            raise refuse(value)
+        return value
+
+    schema = {"exclusiveMinimum" if lo_open else "minimum": lo, "maximum": hi}
+    return Annotated[int if whole else float, BeforeValidator(before), AfterValidator(after),
+                     Field(json_schema_extra=schema)]
+
+
+#: Largest ``synthesis.seed``. The engine derives the vocoder's seed for a segment as
+#: ``(seed * 7919 + segment) * 1_000_003 + chunk`` and torch takes seeds below 2**64,
+#: so seeds above about 2.3e9 overflow; 2**31 - 1 leaves room for 10**12 segments.
+MAX_SEED = 2**31 - 1
+#: Largest pause after a segment, in milliseconds.
+MAX_PAUSE_MS = 10_000.0
+#: Largest speech-tokens-per-text-token ratio (stock speech runs at 4 to 8).
+MAX_TOKENS_RATIO = 64.0
+#: Most speech tokens T3 can generate for one segment (its learned speech positions).
+MAX_SPEECH_TOKENS = 4096
+
+_TextTokens = _bounded(1, MODEL_MAX_TOKENS, "text tokens", whole=True)
+_MaxTextTokens = _bounded(1, MODEL_MAX_TOKENS, "text tokens", whole=True,
+                         why=f"{MODEL_MAX_TOKENS} is the model's limit")
+_Share = _bounded(0, 1)
+_PauseMs = _bounded(0, MAX_PAUSE_MS, "milliseconds")
+_CrossfadeMs = _bounded(0, 100, "milliseconds")
+_TokensRatio = _bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token", lo_open=True)
+_MinTokensRatio = _bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token")
+_SpeechTokens = _bounded(1, MAX_SPEECH_TOKENS, "speech tokens", whole=True)
+_Seed = _bounded(0, MAX_SEED, whole=True, why="the engine derives further seeds from it (about "
+                "seed x 7.9e9), which must stay below 2**64")
+_Exaggeration = _bounded(0, 2)
+_Temperature = _bounded(0, 5, lo_open=True)
+_TopP = _bounded(0, 1, lo_open=True)
+_RepetitionPenalty = _bounded(1, 10)
+_CfgWeight = _bounded(0, 5)
 
 
 class StrategyChoice(BaseModel):
@@ -62,13 +144,12 @@ class PlannerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_tokens: int = Field(96, ge=1, description="aim for segments of about this many tokens")
-    max_tokens: int = Field(128, ge=1, le=2048,
-                            description="hard limit per segment (the model's limit is 2048)")
-    split_threshold_tokens: int | None = Field(
-        None, ge=1, description="texts of at most this many tokens stay whole (default: target)")
-    min_fill: float = Field(0.7, ge=0, le=1,
-                            description="a segment below this share of the target may grow to max")
+    target_tokens: _TextTokens = Field(96, description="aim for segments of about this many tokens")
+    max_tokens: _MaxTextTokens = Field(
+        128, description=f"hard limit per segment (the model's limit is {MODEL_MAX_TOKENS})")
+    split_threshold_tokens: _TextTokens | None = Field(
+        None, description="texts of at most this many tokens stay whole (default: target)")
+    min_fill: _Share = Field(0.7, description="a segment below this share of the target may grow to max")
     paragraph_breaks: bool = Field(True, description="never join text across blank lines")
 
     @model_validator(mode="after")
@@ -90,8 +171,20 @@ class LengthGuardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_ratio: float = Field(1.0, ge=0)
-    max_ratio: float = Field(8.0, gt=0)
+    min_ratio: _MinTokensRatio = Field(
+        1.0, description="stop token suppressed below this many speech tokens per text token")
+    max_ratio: _TokensRatio = Field(
+        8.0, description="stop token forced at this many speech tokens per text token")
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> LengthGuardConfig:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError(
+                f"min_ratio ({_num(self.min_ratio)}) must not exceed max_ratio "
+                f"({_num(self.max_ratio)}): the stop token cannot be suppressed past the point "
+                f"where it is forced; lower min_ratio to {_num(self.max_ratio)} or less, or raise "
+                f"max_ratio to {_num(self.min_ratio)} or more")
+        return self
 
 
 #: Largest ``synthesis.batch_size`` a config may ask for.
@@ -115,29 +208,30 @@ class SynthesisConfig(BaseModel):
         "float32", description="weights and compute dtype of T3")
     voice: str | None = Field(None, description="reference WAV for the voice; none: the "
                               "checkpoint's built-in voice (conds.pt)")
-    exaggeration: float = Field(0.5, ge=0, le=2, description="emotion exaggeration")
-    temperature: float = Field(0.8, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    min_p: float = Field(0.05, ge=0, le=1)
-    repetition_penalty: float = Field(1.2, ge=1)
-    cfg_weight: float = Field(0.5, ge=0, description="classifier-free guidance weight (0: off)")
-    max_new_tokens: int | None = Field(
-        None, ge=1, le=4096, description="fixed cap on speech tokens per segment (stock: 1000); "
+    exaggeration: _Exaggeration = Field(0.5, description="emotion exaggeration")
+    temperature: _Temperature = Field(0.8, description="sampling temperature")
+    top_p: _TopP = Field(1.0, description="nucleus sampling")
+    min_p: _Share = Field(0.05, description="min-p sampling")
+    repetition_penalty: _RepetitionPenalty = Field(
+        1.2, description="penalty on repeated speech tokens (1: off)")
+    cfg_weight: _CfgWeight = Field(0.5, description="classifier-free guidance weight (0: off)")
+    max_new_tokens: _SpeechTokens | None = Field(
+        None, description="fixed cap on speech tokens per segment (stock: 1000); "
         "none: derived from the segment's text length")
-    speech_tokens_per_text_token: float = Field(
-        6.0, gt=0, description="derived cap: this many speech tokens per text token, plus 50")
-    benchmark_tokens_per_text_token: float | None = Field(
-        None, gt=0, description="benchmark mode: generate exactly this many speech tokens per "
+    speech_tokens_per_text_token: _TokensRatio = Field(
+        6.0, description="derived cap: this many speech tokens per text token, plus 50")
+    benchmark_tokens_per_text_token: _TokensRatio | None = Field(
+        None, description="benchmark mode: generate exactly this many speech tokens per "
         "text token, ignoring the stop token (random weights never stop sensibly)")
     length_guard: LengthGuardConfig | None = Field(
         None, description="cheap guard against runaway speech, with any attention backend")
-    crossfade_ms: float = Field(10.0, ge=0, le=100, description="crossfade at chunk seams")
-    pause_ms: dict[str, float] = Field(
+    crossfade_ms: _CrossfadeMs = Field(10.0, description="crossfade at chunk seams")
+    pause_ms: dict[str, _PauseMs] = Field(
         default_factory=lambda: {"paragraph": 500.0, "sentence": 200.0, "clause": 100.0,
                                  "word": 0.0},
         description="silence after a segment, by the boundary it ends on")
     watermark: bool = Field(True, description="apply the Perth watermark, as upstream")
-    seed: int | None = Field(None, description="seed for sampling (reproducible runs)")
+    seed: _Seed | None = Field(None, description="seed for sampling (reproducible runs)")
     batch_size: int | Literal["auto"] = Field(
         "auto", description="segments generated together by T3 (batched synthesis): a number "
         f"from 1 (one after another) to {MAX_BATCH_SIZE}, or auto (from the device's free "
@@ -222,6 +316,12 @@ def _resolve_extends(data: dict[str, Any], source: str, seen: tuple[str, ...] = 
         raise ConfigError(f"{source}: 'extends' must be a profile name (a string), got {parent!r}")
     if parent in seen:
         raise ConfigError(f"{source}: profiles extend each other in a loop: {' -> '.join(seen + (parent,))}")
+    names = profile_names()
+    if parent not in names:
+        close = difflib.get_close_matches(parent, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{source}: extends: unknown profile {short_key(parent)!r}.{hint} "
+                          f"Built-in profiles are: {', '.join(names)}")
     merged = merge_config(_profile_data(parent, seen), data)
     merged["extends"] = parent
     return merged
@@ -246,6 +346,24 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return out
 
 
+def check_depth(data: Any, source: str, limit: int = MAX_CONFIG_DEPTH) -> None:
+    """Refuse ``data`` nested more than ``limit`` tables/arrays deep (without recursion:
+    a config 100,000 levels deep gets this message, not a ``RecursionError``)."""
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > limit:
+            where = ".".join(short_key(str(p), 20) for p in path[:6])
+            raise ConfigError(
+                f"{source}: {where}{'...' if len(path) > 6 else ''}: tables and arrays are nested "
+                f"more than {limit} levels deep; seqopt's settings need at most a few levels "
+                "(a table per slot, its options, an array in them): remove the extra nesting")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, (dict, list, tuple)):
+                stack.append((value, depth + 1, (*path, key)))
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a TOML or JSON config file into a plain dict (no validation)."""
     path = Path(path)
@@ -259,18 +377,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+    too_deep = (f"{path}: tables and arrays are nested too deeply to read (more than "
+                f"{MAX_CONFIG_DEPTH} levels are never needed): remove the extra nesting")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise ConfigError(too_deep) from None
     else:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(too_deep) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table/object")
+    check_depth(data, str(path))
     return data
 
 
@@ -329,13 +454,16 @@ class LoadedConfig:
 
 
 def _validation_message(exc: ValidationError, where: Callable[[str], str], prefix: str = "") -> str:
-    """``exc`` as one message, its errors grouped under the source each key came from."""
+    """``exc`` as one message, its errors grouped under the source each key came from;
+    past :data:`~seqopt_core.validation.MAX_ERROR_LINES` errors, only their number."""
     groups: dict[str, list[str]] = {}
-    for err, line in zip(exc.errors(), error_lines(exc, prefix), strict=True):
+    errors = exc.errors()
+    shown = errors[:MAX_ERROR_LINES]
+    for err, line in zip(shown, error_lines(exc, prefix, limit=MAX_ERROR_LINES), strict=True):
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         groups.setdefault(where(loc), []).append(line)
-    return "\n".join(f"{origin}: invalid configuration\n" + "\n".join(lines)
-                     for origin, lines in groups.items())
+    message = [f"{origin}: invalid configuration\n" + "\n".join(lines) for origin, lines in groups.items()]
+    return "\n".join(cap_lines(message, len(errors) - len(shown)))
 
 
 def build_loaded_config(
@@ -353,6 +481,9 @@ def build_loaded_config(
     checked against the installed plugins too (:func:`resolve_config`), so a
     config that plans fine but would fail to synthesize fails here, at once.
     """
+    check_depth(data, source)
+    if overrides:
+        check_depth(overrides, "overrides")
     merged = merge_config(data, overrides) if overrides else data
     flat = tuple(flatten_keys(overrides).items()) if overrides else ()
     names = tuple((option_names or {}).items())
@@ -364,8 +495,7 @@ def build_loaded_config(
         raise ConfigError(message + probe.hint(message)) from None
     loaded = LoadedConfig(config, source, flat, names)
     if validate:
-        plugins = config.plugins
-        resolve_config(loaded, host or PluginHost.discover(block=plugins.block, autoload=plugins.autoload))
+        resolve_config(loaded, host or plugin_host_for(loaded))
     return loaded
 
 
@@ -408,6 +538,15 @@ def load_config(
 # --- resolution against the loaded plugins -------------------------------------
 
 
+def plugin_host_for(loaded: LoadedConfig) -> PluginHost:
+    """Plugins discovered as ``loaded``'s ``[plugins]`` table says; a plugin it blocks is
+    listed as blocked by that table of that file (or by the override that set it)."""
+    plugins = loaded.config.plugins
+    origin = loaded.origin("plugins.block")
+    source = f"[plugins] block in {origin}" if origin == loaded.source else f"plugins.block of {origin}"
+    return PluginHost.discover(block=plugins.block, autoload=plugins.autoload, block_source=source)
+
+
 @dataclass(frozen=True)
 class ResolvedSlot:
     """A slot's strategy, found among the plugins, with validated options."""
@@ -440,6 +579,54 @@ def resolve_config(loaded: LoadedConfig, host: PluginHost,
                                 source=loaded.origin(f"{slot}.options")) from None
         resolved[slot] = ResolvedSlot(slot, choice.name, info.provider, options)
     return resolved
+
+
+@dataclass(frozen=True)
+class BuiltStrategies:
+    """What :func:`build_strategies` built, and why it left the other slots unbuilt."""
+
+    built: dict[str, Any]
+    #: slot -> why it was not built: disabled here, slow to build, or a resource
+    #: the machine lacks (a tokenizer file not downloaded yet, say)
+    not_built: dict[str, str]
+
+
+def build_strategies(loaded: LoadedConfig, host: PluginHost,
+                     resolved: dict[str, ResolvedSlot] | None = None, *,
+                     only_cheap: bool = True) -> BuiltStrategies:
+    """Build the strategies of ``loaded`` that can run here, so that what a factory
+    refuses (a language its library lacks, a model that is not installed) is found now.
+
+    With ``only_cheap`` (the default, as ``seqopt config validate`` does) a strategy
+    whose record says it is not ``cheap_to_build`` (it loads a model) is skipped: its
+    options were checked by its options model. Every slot whose factory refused its
+    options (a :class:`ConfigError`) is reported in one :class:`ConfigError`, each
+    naming where those options came from. Other seqopt errors (a file this machine
+    lacks, not the config's fault) leave the slot in ``not_built`` with the reason.
+    """
+    resolved = resolved if resolved is not None else resolve_config(loaded, host)
+    built: dict[str, Any] = {}
+    not_built: dict[str, str] = {}
+    errors: list[str] = []
+    first: SeqoptError | None = None
+    for slot, r in resolved.items():
+        info = host.strategy(slot, r.name)
+        if not info.enabled:
+            not_built[slot] = f"disabled here: {info.availability.reason}"
+            continue
+        if only_cheap and not info.spec.cheap_to_build:
+            not_built[slot] = "slow to build (loads a model or a large library)"
+            continue
+        try:
+            built[slot] = host.create(slot, r.name, r.options)
+        except ConfigError as exc:
+            first = first or exc
+            errors.append(f"{loaded.origin(slot + '.options')}: {exc}")
+        except SeqoptError as exc:
+            not_built[slot] = f"cannot be built on this machine: {exc}"
+    if errors:
+        raise ConfigError("\n".join(errors)) from first
+    return BuiltStrategies(built, not_built)
 
 
 def config_schema() -> dict[str, Any]:

@@ -54,3 +54,32 @@ class PlanningError(SeqoptError, ValueError):
 
 class TokenizerNotFoundError(SeqoptError, FileNotFoundError):
     """The Chatterbox ``tokenizer.json`` needed by the exact estimator was not found."""
+
+
+class OptionValueError(ConfigError):
+    """Raised by a strategy's factory for an option value it cannot use (a language the
+    library lacks, a model that is not installed); ``key`` names the option:
+    ``raise OptionValueError("unknown language 'xx'; ...", key="language")``.
+
+    :meth:`StrategySpec.create <seqopt_core.StrategySpec.create>` turns it into a
+    :class:`StrategyBuildError` that names the slot and the strategy too.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class StrategyBuildError(ConfigError):
+    """A strategy's factory refused its options (``ValueError``, ``LookupError`` or
+    ``OSError`` from the factory, or :class:`OptionValueError`).
+
+    ``slot`` and ``name`` say which strategy, ``key`` the option when the factory
+    said which (else ``None``); the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, slot: str = "", name: str = "", key: str | None = None) -> None:
+        super().__init__(message)
+        self.slot = slot
+        self.name = name
+        self.key = key

@@ -33,6 +33,9 @@ from .text import (
 from .types import BoundaryKind, Segment, SegmentPlan, Span
 
 
+#: Most text tokens T3 takes in one segment: ``planner.max_tokens`` cannot go higher.
+MODEL_MAX_TOKENS = 2048
+
 #: No English token covers more characters than this; texts longer than this many
 #: characters per threshold token are known to need splitting without a count.
 WHOLE_TEXT_CHARS_PER_TOKEN = 32
@@ -200,11 +203,17 @@ class SegmentPlanner:
         tokens = self._count(text, unit.span.start, unit.span.end)
         snippet = unit.span.text(text)
         shown = snippet if len(snippet) <= 60 else snippet[:40] + "..." + snippet[-15:]
+        if tokens > MODEL_MAX_TOKENS:  # no max_tokens the model accepts would let it through
+            advice = (f"It cannot be spoken as one segment (the model takes at most "
+                      f"{MODEL_MAX_TOKENS} tokens): break it up with spaces or shorten it in the text")
+        else:
+            advice = (f"Add spaces to that text, or raise planner.max_tokens to {tokens} or more "
+                      f"(at most {MODEL_MAX_TOKENS}, the model's limit)")
         raise PlanningError(
             f"a single word of {len(unit.span)} characters at offset {unit.span.start} "
             f"({shown!r}) counts {tokens} tokens with the {self.estimator_name!r} estimator, "
             f"more than max_tokens={self.settings.max_tokens}; seqopt never cuts inside a "
-            "word, number, URL or tag. Add spaces to that text or raise planner.max_tokens"
+            f"word, number, URL or tag. {advice}"
         )
 
     def _fits(self, text: str, units: list[_Unit], i: int, j: int, limit: int) -> int | None:

@@ -39,6 +39,8 @@ ENTRY_POINT_GROUP = "seqopt"
 BUILTIN_DISTRIBUTION = "seqopt"
 BLOCK_ENV = "SEQOPT_BLOCK_PLUGINS"
 NO_AUTOLOAD_ENV = "SEQOPT_DISABLE_PLUGIN_AUTOLOAD"
+#: How a blocked plugin's message names ``discover(block=...)`` when not told its file.
+DEFAULT_BLOCK_SOURCE = "[plugins] block of the config"
 
 PluginStatus = Literal["loaded", "blocked", "not loaded", "error"]
 
@@ -53,6 +55,10 @@ class PluginInfo:
     builtin: bool
     status: PluginStatus
     detail: str | None = None
+    #: For a ``blocked`` plugin, the settings that blocked it: ``SEQOPT_BLOCK_PLUGINS``
+    #: and/or the ``block_source`` given to :meth:`PluginHost.discover` (the config's
+    #: ``[plugins] block``, with the file it came from).
+    blocked_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,14 +112,20 @@ class PluginHost:
         block: Iterable[str] = (),
         autoload: bool | None = None,
         entry_point_list: Iterable[EntryPoint] | None = None,
+        block_source: str = DEFAULT_BLOCK_SOURCE,
     ) -> PluginHost:
         """Load the plugins named by entry points in the ``seqopt`` group.
 
         ``block`` adds to ``SEQOPT_BLOCK_PLUGINS``; ``autoload=False`` (or
         ``SEQOPT_DISABLE_PLUGIN_AUTOLOAD=1``) skips third-party plugins.
+        ``block_source`` is how messages name where ``block`` came from (say,
+        ``"[plugins] block in my.toml"``); a blocked plugin's :class:`PluginInfo`
+        records which of the two settings blocked it.
         """
         host = cls()
-        blocked = set(block) | _env_list(BLOCK_ENV)
+        block = set(block)
+        env_block = _env_list(BLOCK_ENV)
+        blocked = block | env_block
         if autoload is None:
             autoload = True
         autoload = autoload and not _env_flag(NO_AUTOLOAD_ENV)
@@ -138,8 +150,10 @@ class PluginHost:
                 continue
             seen[ep.name] = ep.value
             if ep.name in blocked:
+                by = tuple(name for name, names in ((BLOCK_ENV, env_block), (block_source, block))
+                           if ep.name in names)
                 host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "blocked",
-                                              f"blocked by {BLOCK_ENV} or plugins.block"))
+                                              f"blocked by {' and by '.join(by)}", blocked_by=by))
                 continue
             if not builtin and not autoload:
                 host._infos.append(PluginInfo(ep.name, ep.value, dist, builtin, "not loaded",
@@ -281,8 +295,10 @@ class PluginHost:
             fixes = []
             if any(i.status == "not loaded" for i in skipped):
                 fixes.append(f"unset {NO_AUTOLOAD_ENV} (or set [plugins] autoload = true)")
-            if any(i.status == "blocked" for i in skipped):
-                fixes.append(f"remove it from {BLOCK_ENV} (or [plugins] block)")
+            settings = list(dict.fromkeys(b for i in skipped if i.status == "blocked"
+                                          for b in i.blocked_by or (BLOCK_ENV, DEFAULT_BLOCK_SOURCE)))
+            if settings:
+                fixes.append(f"remove it from {' and from '.join(settings)}")
             notes.append(f" Installed plugins that were not loaded, one of which may provide it: {listed}. "
                          f"To load them, {' and '.join(fixes)}.")
         broken = [f"{i.name} ({i.detail})" for i in self._infos if i.status == "error"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
+from .errors import ConfigError, OptionValueError, SeqoptError, StrategyBuildError
 from .types import Span
 from .validation import options_error
 
@@ -117,6 +117,17 @@ class StrategySpec(Generic[T]):
     listing strategies stays cheap and never fails on a missing dependency.
     ``check`` may add a run-time condition (a CUDA device, say): it returns
     ``None`` when the strategy can run, else the reason it cannot.
+    ``cheap_to_build`` says whether calling ``factory`` is cheap (no model or large
+    library to load, well under a second): ``seqopt config validate`` builds such
+    strategies, so that a factory's own refusals (a language the library lacks,
+    say) are reported there too; a record whose factory loads a model sets it
+    ``False``, and then only its options model is checked.
+
+    A factory refuses options it cannot use by raising
+    :class:`~seqopt_core.errors.OptionValueError` (naming the option), or any
+    ``ValueError``, ``LookupError`` or ``OSError``: :meth:`create` reports each as a
+    :class:`~seqopt_core.errors.StrategyBuildError` naming the slot and strategy.
+    Any other exception is a bug in the plugin and propagates as it is.
     """
 
     #: The config key of the slot this record fills (set by each record class).
@@ -129,6 +140,7 @@ class StrategySpec(Generic[T]):
     requires: tuple[str, ...] = ()
     install: str | None = None
     check: Callable[[], str | None] | None = None
+    cheap_to_build: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -155,7 +167,9 @@ class StrategySpec(Generic[T]):
         """Validate ``options`` against this strategy's model and build the strategy.
 
         Bad options raise :class:`~seqopt_core.errors.ConfigError` naming the
-        strategy, each bad key and every key it accepts (never a raw pydantic error).
+        strategy, each bad key and every key it accepts (never a raw pydantic error);
+        options the factory itself refuses raise
+        :class:`~seqopt_core.errors.StrategyBuildError` (see the class docstring).
         """
         if not isinstance(options, self.options):
             if options is not None and not isinstance(options, (dict, BaseModel)):
@@ -166,7 +180,31 @@ class StrategySpec(Generic[T]):
                 options = self.options.model_validate(data)
             except ValidationError as exc:
                 raise options_error(self.slot_key, self.name, self.options, exc) from None
-        return self.factory(options)
+        try:
+            return self.factory(options)
+        except OptionValueError as exc:
+            key = exc.key
+            where = f"{self.slot_key}.options.{key}: " if key else ""
+            raise StrategyBuildError(f"{self.slot_key} {self.name!r}: {where}{exc}",
+                                     slot=self.slot_key, name=self.name, key=key) from exc
+        except SeqoptError:
+            raise  # already a message for the user (a missing tokenizer, ...)
+        except (ValueError, LookupError, OSError) as exc:
+            raise StrategyBuildError(
+                f"{self.slot_key} {self.name!r} cannot be built with its options "
+                f"({_options_text(options)}): {type(exc).__name__}: {exc}. Change "
+                f"{self.slot_key}.options (`seqopt plugins` and docs/config.md list what each "
+                f"option accepts) or choose another {self.slot_key}",
+                slot=self.slot_key, name=self.name) from exc
+
+
+def _options_text(options: BaseModel) -> str:
+    """``key=value, ...`` of ``options``, each value shortened to one readable line."""
+    parts = []
+    for key, value in options.model_dump().items():
+        text = repr(value)
+        parts.append(f"{key}={text if len(text) <= 60 else text[:50] + '...' + text[-7:]}")
+    return ", ".join(parts) or "no options"
 
 
 def _module_available(name: str) -> bool:

@@ -15,12 +15,40 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
 
+#: Errors listed in one message; past these, only how many more there are.
+MAX_ERROR_LINES = 20
+#: Longest key shown in a message (a longer one is shortened in the middle).
+MAX_KEY_CHARS = 80
 
-def error_lines(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One ``  key.path: what is wrong`` line per error of ``exc``."""
+
+def short_key(key: str, limit: int = MAX_KEY_CHARS) -> str:
+    """``key`` as shown in a message: at most about ``limit`` characters."""
+    return key if len(key) <= limit else f"{key[: limit * 2 // 3]}...{key[-(limit // 4):]}"
+
+
+def cap_lines(lines: list[str], more: int) -> list[str]:
+    """``lines``, then ``  ... and N more errors`` when ``more`` were left out."""
+    if more <= 0:
+        return lines
+    return [*lines, f"  ... and {more} more error{'s' if more != 1 else ''} (fix these first; "
+                    f"at most {MAX_ERROR_LINES} are listed)"]
+
+
+def field_error(model: type[BaseModel], key: str, value: Any, message: str) -> ValidationError:
+    """A :class:`ValidationError` of ``model`` located at option ``key``: raised from a
+    ``model_validator`` that checks several fields together, it names the option
+    (``splitter.options.language``), not just the options table."""
+    return ValidationError.from_exception_data(model.__name__, [{
+        "type": "value_error", "loc": (key,), "input": value,
+        "ctx": {"error": ValueError(message)},
+    }])
+
+
+def error_lines(exc: ValidationError, prefix: str = "", limit: int | None = None) -> list[str]:
+    """One ``  key.path: what is wrong`` line per error of ``exc`` (the first ``limit``)."""
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    for err in exc.errors()[:limit]:
+        loc = short_key(".".join(str(p) for p in (prefix, *err["loc"]) if p != ""))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -45,14 +73,16 @@ def options_error(slot: str, name: str, model: type[BaseModel], exc: ValidationE
     one), and every key the strategy accepts with its default.
     """
     accepted = list(model.model_fields)
-    lines = error_lines(exc, prefix=f"{slot}.options")
-    for key in unknown_keys(exc):
+    total = exc.error_count()
+    lines = error_lines(exc, prefix=f"{slot}.options", limit=MAX_ERROR_LINES)
+    for key in unknown_keys(exc)[:MAX_ERROR_LINES]:
         close = difflib.get_close_matches(key, accepted, n=1)
         if close:
-            lines.append(f"  did you mean {close[0]!r} instead of {key!r}?")
+            lines.append(f"  did you mean {close[0]!r} instead of {short_key(key)!r}?")
     where = f"{source}: " if source else ""
     allowed = ", ".join(f"{k} (default {_default(model, k)})" for k in accepted) or "no options"
-    return ConfigError(f"{where}invalid options for {slot} {name!r}\n" + "\n".join(lines)
+    return ConfigError(f"{where}invalid options for {slot} {name!r}\n"
+                       + "\n".join(cap_lines(lines, total - min(total, MAX_ERROR_LINES)))
                        + f"\n  ({slot} {name!r} accepts: {allowed})")
 
 

@@ -97,6 +97,32 @@ def test_single_giant_word_is_a_clear_error(simple_splitter, exact_estimator):
     assert "3000 characters" in message and "offset 21" in message and "max_tokens" in message
 
 
+class CharEstimator:
+    """One token per character: word sizes in tokens are exactly their lengths."""
+
+    def count(self, text: str) -> int:
+        return len(text)
+
+
+@pytest.mark.parametrize("word, max_tokens, raise_to", [
+    (300, 128, 300),     # raising max_tokens helps: say to what
+    (2500, 2048, None),  # max is already the model's limit
+    (3000, 128, None),   # no limit the model takes would let it through
+])
+def test_giant_word_advice_can_be_followed(simple_splitter, word, max_tokens, raise_to):
+    text = "Intro here. " + "x" * word + " more."
+    with pytest.raises(PlanningError) as err:
+        planner(simple_splitter, CharEstimator(), target_tokens=min(96, max_tokens),
+                max_tokens=max_tokens).plan(text)
+    message = str(err.value)
+    if raise_to is None:
+        assert "raise planner.max_tokens" not in message
+        assert "cannot be spoken as one segment (the model takes at most 2048 tokens)" in message
+        assert "break it up" in message
+    else:
+        assert f"raise planner.max_tokens to {raise_to} or more (at most 2048" in message
+
+
 def test_giant_word_fits_when_the_limit_allows(simple_splitter):
     text = "x" * 3000
     est = RatioEstimator()

@@ -196,7 +196,7 @@ class RatioOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chars_per_token: float | None = Field(
-        None, gt=0,
+        None, gt=0, le=100, allow_inf_nan=False,
         description="unset (default): count spaces, punctuation, digits, capitals and words as "
                     "the tokenizer does; set (e.g. 1.6): the old ceil(chars / chars_per_token)",
     )

@@ -17,7 +17,7 @@ class LengthBands(BaseModel):
     short_tokens: int = Field(64, ge=1)
     long_tokens: int = Field(128, ge=1)
     short_cap: int = Field(ge=1)
-    long_factor: float = Field(ge=1.0)
+    long_factor: float = Field(ge=1.0, le=100.0, allow_inf_nan=False)
     long_cap: int = Field(ge=1)
 
     @model_validator(mode="after")

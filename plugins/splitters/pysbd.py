@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from seqopt_core import SentenceSplitterSpec, Span, hookimpl
+from seqopt_core.errors import OptionValueError
 from seqopt_plugins.splitters._spans import (
     align_pieces,
     blocks,
@@ -63,6 +64,14 @@ class PysbdOptions(BaseModel):
     #: sentence per line, for lists and verse).
     line_breaks_end_sentences: bool = False
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        codes = _language_codes()
+        if codes is not None and value not in codes:
+            raise ValueError(_unknown_language(value, codes))
+        return value
+
     @field_validator("clean")
     @classmethod
     def _no_clean(cls, value: bool) -> bool:
@@ -72,6 +81,20 @@ class PysbdOptions(BaseModel):
                 "never do; leave it False"
             )
         return value
+
+
+def _language_codes() -> set[str] | None:
+    """The language codes pySBD knows, or ``None`` when pySBD is not installed."""
+    try:
+        from pysbd.languages import LANGUAGE_CODES
+    except ImportError:
+        return None
+    return set(LANGUAGE_CODES)
+
+
+def _unknown_language(language: str, codes: set[str]) -> str:
+    return (f"unknown language {language!r}; pySBD knows: {', '.join(sorted(codes))} "
+            "(ISO 639-1 codes)")
 
 
 _SEGMENTERS: dict[str, Any] = {}
@@ -88,11 +111,9 @@ def _segmenter(language: str) -> Any:
             import pysbd
             from pysbd.languages import LANGUAGE_CODES
 
-            if language not in LANGUAGE_CODES:
-                raise ValueError(
-                    f"pysbd splitter: unknown language {language!r}; pySBD knows: "
-                    f"{', '.join(sorted(LANGUAGE_CODES))}"
-                )
+            if language not in LANGUAGE_CODES:  # PysbdOptions checked it; model_construct did not
+                raise OptionValueError(_unknown_language(language, set(LANGUAGE_CODES)),
+                                       key="language")
             seg = pysbd.Segmenter(language=language, clean=False)
             _SEGMENTERS[language] = seg
         return seg

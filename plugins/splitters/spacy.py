@@ -1,5 +1,11 @@
 """Sentence splitter ``spacy``: sentence boundaries from a spaCy pipeline.
 
+``model`` names an installed spaCy pipeline package (one that declares itself in
+spaCy's ``spacy_models`` entry-point group, as every package ``spacy download`` or
+``spacy package`` makes does) or a pipeline folder (``nlp.to_disk``: a
+``config.cfg`` and a ``meta.json``). Nothing else is accepted: ``spacy.load``
+would import any installed package of that name and call its ``load()``.
+
 With ``model = None`` the first *installed* trained English pipeline among
 ``en_core_web_sm``, ``_md``, ``_lg`` and ``_trf`` is used (nothing is ever
 downloaded); when none is installed, ``spacy.blank("en")`` with the rule-based
@@ -15,14 +21,16 @@ importing the plugin never fails and costs nothing when spaCy is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from seqopt_core import SentenceSplitterSpec, Span, hookimpl
+from seqopt_core.errors import OptionValueError
+from seqopt_core.validation import field_error
 from seqopt_plugins.splitters._spans import blocks, library_spans, spans_in_blocks
 
 __all__ = ["DEFAULT_MODELS", "SpacyOptions", "SpacySplitter", "seqopt_sentence_splitters"]
@@ -34,6 +42,8 @@ DEFAULT_MODELS: tuple[str, ...] = (
 )
 BLANK_PIPELINE = "blank:en+sentencizer"
 _ENCODERS = ("tok2vec", "transformer")
+#: The entry-point group in which a spaCy pipeline package declares itself.
+SPACY_MODELS_GROUP = "spacy_models"
 
 
 class SpacyOptions(BaseModel):
@@ -53,17 +63,74 @@ class SpacyOptions(BaseModel):
     #: this are cut at a likely sentence end).
     max_block_chars: int = Field(default=100_000, ge=1_000)
 
+    @field_validator("model")
+    @classmethod
+    def _pipeline_exists(cls, model: str | None) -> str | None:
+        if model is not None:
+            problem = model_problem(model)
+            if problem:
+                raise ValueError(problem)
+        return model
 
-def _installed(name: str) -> bool:
+    @model_validator(mode="after")
+    def _component_available(self) -> SpacyOptions:
+        if self.model is None and self.component in ("parser", "senter") and default_model() is None:
+            raise field_error(SpacyOptions, "component", self.component, _NO_TRAINED.format(
+                component=self.component, models=", ".join(DEFAULT_MODELS)))
+        return self
+
+
+_NO_TRAINED = ("component {component!r} needs a trained pipeline, and none of {models} is "
+               "installed. Install one (for example: python -m spacy download en_core_web_sm), "
+               "name one in 'model', or use component = 'auto'")
+
+
+def installed_pipelines() -> list[str]:
+    """Names of the installed spaCy pipeline packages: those declared in the
+    ``spacy_models`` entry-point group (what ``spacy.util.get_installed_models``
+    lists), read from package metadata without importing any of them."""
+    return sorted({ep.name for ep in entry_points(group=SPACY_MODELS_GROUP)})
+
+
+def is_pipeline_dir(model: str | Path) -> bool:
+    """Whether ``model`` is a folder holding a saved spaCy pipeline (``config.cfg``
+    and ``meta.json``, as ``nlp.to_disk`` writes them)."""
     try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+        path = Path(model).expanduser()
+        return path.is_dir() and (path / "config.cfg").is_file() and (path / "meta.json").is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte
         return False
+
+
+def model_problem(model: str) -> str | None:
+    """Why ``model`` is not an installed spaCy pipeline or pipeline folder (with the
+    fix), or ``None`` when it is one."""
+    if is_pipeline_dir(model) or model in installed_pipelines():
+        return None
+    fallback = f"or leave 'model' unset to use {default_model() or BLANK_PIPELINE}"
+    try:
+        exists = Path(model).expanduser().exists()
+    except (OSError, ValueError):
+        exists = False
+    if exists:
+        return (f"{model!r} is not a spaCy pipeline folder (it has no config.cfg and meta.json, "
+                "which nlp.to_disk writes): give the folder the pipeline was saved to, the name "
+                f"of an installed spaCy pipeline package, {fallback}")
+    installed = ", ".join(installed_pipelines()) or "none"
+    if any(sep in model for sep in ("/", "\\")) or model.startswith((".", "~")):
+        return (f"no pipeline folder {model!r} (it does not exist); give an existing folder "
+                f"saved with nlp.to_disk, an installed spaCy pipeline package ({installed}), "
+                f"{fallback}")
+    return (f"the spaCy pipeline {model!r} is not installed (seqopt never downloads models, and "
+            "accepts only packages that declare themselves spaCy pipelines, or a pipeline "
+            f"folder; installed: {installed}). Install it with: python -m spacy download {model} "
+            f"(or pip install its wheel), {fallback}")
 
 
 def default_model() -> str | None:
     """The trained English pipeline ``model = None`` picks, or ``None`` (blank)."""
-    return next((m for m in DEFAULT_MODELS if _installed(m)), None)
+    installed = set(installed_pipelines())
+    return next((m for m in DEFAULT_MODELS if m in installed), None)
 
 
 _PIPELINES: dict[tuple[str | None, str], tuple[Any, str, str]] = {}
@@ -90,26 +157,25 @@ def _build(model: str | None, component: str) -> tuple[Any, str, str]:
     name = model if model is not None else default_model()
     if name is None:
         if component in ("parser", "senter"):
-            raise ValueError(
-                f"spacy splitter: component {component!r} needs a trained pipeline, and "
-                f"none of {', '.join(DEFAULT_MODELS)} is installed. Install one (for "
-                "example: python -m spacy download en_core_web_sm) or name it in 'model'"
-            )
+            raise OptionValueError(_NO_TRAINED.format(component=component,
+                                                      models=", ".join(DEFAULT_MODELS)),
+                                   key="component")
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
         return nlp, BLANK_PIPELINE, "sentencizer"
 
-    if not Path(name).exists() and not _installed(name):
-        raise ValueError(
-            f"spacy splitter: the spaCy pipeline {name!r} is not installed (seqopt never "
-            f"downloads models). Install it with: python -m spacy download {name} "
-            "(or pip install its wheel), or leave 'model' unset to use "
-            f"{default_model() or BLANK_PIPELINE}"
-        )
+    # SpacyOptions checked this; checked again here because spacy.load would import
+    # any installed package of that name and call its load().
+    problem = model_problem(name)
+    if problem:
+        raise OptionValueError(problem, key="model")
+    # a folder is loaded as a path, never looked up as a package of the same name
+    target: str | Path = Path(name).expanduser() if is_pipeline_dir(name) else name
     try:
-        nlp = spacy.load(name)
+        nlp = spacy.load(target)
     except OSError as exc:
-        raise ValueError(f"spacy splitter: cannot load pipeline {name!r}: {exc}") from exc
+        raise OptionValueError(f"cannot load the spaCy pipeline {name!r}: {exc}",
+                               key="model") from exc
 
     names = list(nlp.component_names)  # disabled ones included
     if component == "auto":
@@ -117,10 +183,10 @@ def _build(model: str | None, component: str) -> tuple[Any, str, str]:
     else:
         use = component if component in names else None
         if use is None and component != "sentencizer":
-            raise ValueError(
-                f"spacy splitter: pipeline {name!r} has no {component!r} component "
-                f"(it has: {', '.join(names)})"
-            )
+            raise OptionValueError(
+                f"pipeline {name!r} has no {component!r} component (it has: "
+                f"{', '.join(names) or 'none'}); use component = 'auto' or another pipeline",
+                key="component")
     if use is None:
         nlp.add_pipe("sentencizer")
         use = "sentencizer"
@@ -177,6 +243,7 @@ def seqopt_sentence_splitters() -> list[SentenceSplitterSpec]:
             options=SpacyOptions,
             requires=("spacy",),
             install=INSTALL,
+            cheap_to_build=False,  # loads a trained pipeline; SpacyOptions checks the model
             description="spaCy: a trained English pipeline's parser if one is installed "
             "(en_core_web_sm/md/lg/trf), else the rule-based sentencizer",
         )
