@@ -514,3 +514,13 @@ def exact_estimator(host: Any, tokenizer: Path) -> Any:
 def ratio_estimator(host: Any, chars_per_token: float | None = None) -> Any:
     options = {} if chars_per_token is None else {"chars_per_token": chars_per_token}
     return host.create("estimator", "ratio", options)
+
+
+def checkpoint_note(ck_record: dict[str, Any], loaded: Any, load_seconds: float, device: Any,
+                    accel: str | None, *details: str) -> str:
+    """The line every model benchmark prints about its checkpoint: where, what size, random
+    or real weights, load time, device; ``details`` (the T3 dtype, say) are added after it."""
+    scale = loaded.arch.scale
+    weights = "RANDOM weights: noise, not speech; timings only" if loaded.random_weights else "real weights"
+    where = f"loaded in {load_seconds:.1f} s on {device}" + (f" ({accel})" if accel else "")
+    return ", ".join([f"checkpoint: {ck_record['path']} ({scale} size, {weights}), {where}", *details])

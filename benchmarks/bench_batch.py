@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from seqopt_core.api import as_loaded_config
-    from seqopt_plugins.chatterbox.checkpoint import describe
     from seqopt_plugins.chatterbox.engine import ChatterboxEngine
     from seqopt_plugins.chatterbox.pipeline import Pipeline
 
@@ -191,10 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         segments = list(plan.segments)
         auto = pipeline().batching(plan)
         notes = [
-            f"checkpoint: {ck_record['path']} ({describe(loaded.arch)['scale']} size, "
-            + ("RANDOM weights: noise, not speech; timings only" if loaded.random_weights else "real weights")
-            + f"), loaded in {load_seconds:.1f} s on {device}" + (f" ({accel})" if accel else "")
-            + f", T3 dtype {args.dtype}, torch threads {torch.get_num_threads()}",
+            c.checkpoint_note(ck_record, loaded, load_seconds, device, accel, f"T3 dtype {args.dtype}",
+                              f"torch threads {torch.get_num_threads()}"),
             f"text: {len(text)} characters of seqopt_core/corpus, {len(segments)} segments "
             f"(rtx4090 planner), {plan.total_tokens} text tokens; benchmark length mode "
             f"{args.tokens_per_text_token:g} speech tokens per text token; seed {args.seed}; "

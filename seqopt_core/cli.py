@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +381,9 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
     _, pipeline_mod = _engine_modules()
     from seqopt_plugins.monitor import MetricsMonitor
 
+    console = _stderr_console()
+    if voice is not None:
+        _check_voice(voice, console)  # a bad voice fails now, not after the model loaded
     synthesis: dict[str, Any] = {}
     for key, value in (("voice", voice), ("checkpoint", checkpoint), ("device", device), ("seed", seed)):
         if value is not None:
@@ -390,11 +394,11 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
         sink: Any = WavStreamWriter(_audio_stdout(), SPEECH_SAMPLE_RATE, raw=raw)
     else:
         sink = WavFileWriter(output, SPEECH_SAMPLE_RATE)
-    console = _stderr_console()
     stop = _StopSignals()
     try:
         with stop:
-            with console.status("loading the model"):
+            with console.status("loading the model"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", _voice_warning())  # shown once, above
                 pipe = pipeline_mod.Pipeline.from_config(loaded)
             if pipe.sample_rate != sink.sample_rate:  # pragma: no cover - Chatterbox is 24 kHz
                 raise SeqoptError(f"the model makes {pipe.sample_rate} Hz audio, expected {sink.sample_rate}")
@@ -403,7 +407,7 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
                               "not speech")
             pipe.host.register(MetricsMonitor(metrics_path), name="seqopt.monitor")
             plan = pipe.planner.plan(source)  # size the progress bar
-            _speak_stream(pipe, source, plan, sink, console)
+            metrics = _speak_stream(pipe, source, plan, sink, console)
     except _Stopped as stopped:
         if sink.data_bytes == 0:
             sink.abort()
@@ -424,7 +428,6 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
             sink.abort()
         raise
     where = sink.finish()
-    metrics = pipe.last_metrics
     g = metrics.generation
     ttfa = "n/a" if g.time_to_first_audio is None else f"{g.time_to_first_audio:.2f} s"
     click.echo(f"{'stdout' if output == '-' else where}: {g.audio_seconds:.2f} s of audio, "
@@ -437,7 +440,28 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
 SPEECH_SAMPLE_RATE = 24_000
 
 
-def _speak_stream(pipe: Any, source: str, plan: Any, sink: Any, console: Any) -> None:
+def _voice_warning() -> type[Warning]:
+    from seqopt_plugins.chatterbox.engine import VoiceWarning
+
+    return VoiceWarning
+
+
+def _check_voice(voice: str, console: Any) -> None:
+    """Check the ``--voice`` file before the model loads; show its warnings (too short) once."""
+    from seqopt_plugins.chatterbox.engine import check_voice_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", _voice_warning())
+        check_voice_file(voice)
+    for w in caught:
+        if issubclass(w.category, _voice_warning()):
+            console.print(_text(f"warning: {w.message}"), style="yellow")
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _speak_stream(pipe: Any, source: str, plan: Any, sink: Any, console: Any) -> Any:
+    """Write every chunk of ``source`` to ``sink``; the run's metrics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
@@ -454,6 +478,7 @@ def _speak_stream(pipe: Any, source: str, plan: Any, sink: Any, console: Any) ->
                            chunks=chunks)
         finally:
             stream.close()  # an interruption frees the model's state and records the run
+    return getattr(stream, "metrics", None) or pipe.last_metrics
 
 
 def _audio_stdout() -> Any:

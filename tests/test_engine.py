@@ -5,6 +5,7 @@ tests check mechanics (order, lengths, metrics, state), never audio quality."""
 from __future__ import annotations
 
 import copy
+import ctypes
 import gc
 import types
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from seqopt_core import hookimpl
+from seqopt_core.system import resident_bytes
 from seqopt_plugins.chatterbox.engine import SynthesisError, attention_implementation
 from seqopt_plugins.chatterbox.pipeline import Pipeline
 from seqopt_plugins.chatterbox.t3_stream import (
@@ -176,21 +178,36 @@ def test_closing_early_releases_state(tiny_checkpoint):
     assert _hook_count(t3) == before_hooks == 0
 
 
+def _trimmed_resident_mb() -> float:
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc: hand freed memory back first
+    except (OSError, AttributeError):
+        pass
+    return (resident_bytes() or 0) / 2**20
+
+
 def _live_tensors() -> int:
     gc.collect()
     return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
 
 
 def test_many_generations_leave_nothing_behind(pipeline):
+    """Watermark off (this module's pipeline); the watermark-on variant, with the
+    resident set measured over the second half, is in ``test_engine_memory.py``."""
     t3 = pipeline.engine.t3
     text = "Short one. Another one."
     list(pipeline.stream(text))  # warm up caches
     tensors, hooks = _live_tensors(), _hook_count(t3)
-    for _ in range(50):
+    middle = None
+    for i in range(50):
         for _chunk in pipeline.stream(text):
             pass
+        if i == 24:
+            middle = _trimmed_resident_mb()
     assert _hook_count(t3) == hooks
     assert _live_tensors() <= tensors + 5  # nothing accumulates per generation
+    assert _trimmed_resident_mb() - middle < 10.0  # MB; flat (about 0.1 MB) without the watermark
 
 
 def test_attention_backends_switch_and_restore(tiny_checkpoint):
@@ -344,3 +361,15 @@ def test_a_shared_engine_takes_each_configs_synthesis_settings(pipeline, tiny_ch
     assert other.engine.t3 is pipeline.engine.t3  # same weights, loaded once
     assert other.engine.settings.crossfade_ms == 0.0 and other.engine.settings.seed == 9
     assert pipeline.engine.settings.crossfade_ms == 10.0
+
+
+def test_aligned_heads_the_checkpoint_lacks_fail_before_synthesis(tiny_checkpoint):
+    from seqopt_core import ConfigError
+    from seqopt_plugins.chatterbox.checkpoint import TINY_ARCH
+
+    layers = TINY_ARCH.t3.num_layers
+    # valid for the released T3 (so the config loads), beyond the tiny checkpoint's layers
+    with pytest.raises(ConfigError, match=rf"aligned_heads: .*\({layers}, 0\).*{layers} layers"):
+        Pipeline.from_config(profile="rtx4090", overrides={
+            "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False},
+            "attention": {"options": {"aligned_heads": [[layers, 0]]}}})

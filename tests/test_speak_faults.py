@@ -192,3 +192,38 @@ def test_stdout_holds_only_the_wav_whatever_a_library_prints(tmp_path, tiny_chec
             assert done.stdout[:4] == b"RIFF"
             with wave.open(io.BytesIO(done.stdout)) as w:
                 assert w.getframerate() == 24000
+
+
+# --- the voice is checked before the model loads ------------------------------------
+
+
+def _wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x10\x00" * int(seconds * rate))
+    return path
+
+
+@pytest.mark.parametrize("make_voice, message", [
+    (lambda d: d / "missing.wav", "missing.wav"),
+    (lambda d: d, "is a folder"),
+    (lambda d: (d / "text.wav").write_text("not audio at all") and d / "text.wav", "text.wav"),
+])
+def test_a_bad_voice_fails_before_the_model_loads(tmp_path, make_voice, message):
+    voice = make_voice(tmp_path)
+    done = seqopt("speak", "Hello there.", "-o", str(tmp_path / "out.wav"), "--voice", str(voice),
+                  "--checkpoint", NO_CHECKPOINT)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and message in err
+    assert NO_CHECKPOINT not in err and "Traceback" not in err
+
+
+def test_a_short_voice_is_warned_about_once(tmp_path):
+    voice = _wav(tmp_path / "short [take 1].wav", 1.0)
+    done = seqopt("speak", "Hello there.", "-o", str(tmp_path / "out.wav"), "--voice", str(voice),
+                  "--checkpoint", NO_CHECKPOINT, env={"COLUMNS": "400"})
+    err = done.stderr.decode()
+    assert err.count("warning:") == 1 and "short [take 1].wav" in err  # brackets shown literally
+    assert NO_CHECKPOINT in err  # then the run goes on (here to the missing checkpoint)

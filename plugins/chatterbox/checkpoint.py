@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -284,19 +285,80 @@ class LoadedCheckpoint:
     """T3's dtype; S3Gen and the VoiceEncoder always stay float32."""
     seconds: float
     """Wall time of the load."""
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held while these modules run (see :meth:`ChatterboxEngine.model_work
+    <seqopt_plugins.chatterbox.engine.ChatterboxEngine.model_work>`): every engine
+    built on this checkpoint shares it, so their streams never run the model at
+    the same time, switch T3's attention implementation under one another, or
+    interleave draws from torch's global RNG."""
+    _watermarker: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def scale_hint(self) -> Literal["tiny", "full", "custom"]:
         """``full`` for released sizes, ``tiny`` for seqopt's test sizes, else ``custom``."""
         return self.arch.scale
 
-    def to_tts(self) -> ChatterboxTTS:
-        """Upstream's ``ChatterboxTTS`` around these modules (as ``from_local`` would build it)."""
-        from chatterbox.tts import ChatterboxTTS
+    def watermarker(self) -> Any:
+        """This checkpoint's one Perth watermarker (``PerthImplicitWatermarker``), made
+        on first use and shared by every engine and :meth:`to_tts` on it.
 
-        return ChatterboxTTS(
-            self.t3, self.s3gen, self.ve, self.tokenizer, str(self.device), conds=self.conds
-        )
+        It is loaded without Perth's ``loaded PerthNet (Implicit) at step 250,000``
+        line on standard output (which would corrupt audio streamed there): the
+        same pre-packaged network, loaded the way Perth loads it, minus the print.
+        """
+        with self.lock:
+            if self._watermarker is None:
+                self._watermarker = _quiet_perth_watermarker()
+            return self._watermarker
+
+    def to_tts(self, *, with_watermarker: bool = True) -> ChatterboxTTS:
+        """Upstream's ``ChatterboxTTS`` around these modules (as ``from_local`` would build it).
+
+        Its watermarker is this checkpoint's shared one (:meth:`watermarker`)
+        instead of a new Perth network announced on standard output, which is what
+        ``ChatterboxTTS.__init__`` would make; ``with_watermarker=False`` leaves it
+        ``None`` (enough for ``prepare_conditionals``, not for ``generate``).
+        """
+        from chatterbox.tts import ChatterboxTTS
+        from chatterbox.models.s3gen import S3GEN_SR
+
+        tts = ChatterboxTTS.__new__(ChatterboxTTS)  # the attributes __init__ sets, minus Perth
+        tts.sr = S3GEN_SR
+        tts.t3, tts.s3gen, tts.ve, tts.tokenizer = self.t3, self.s3gen, self.ve, self.tokenizer
+        tts.device = str(self.device)
+        tts.conds = self.conds
+        tts.watermarker = self.watermarker() if with_watermarker else None
+        return tts
+
+
+def _quiet_perth_watermarker() -> Any:
+    """``perth.PerthImplicitWatermarker()`` without its print to standard output.
+
+    Perth's ``PerthNet.load`` reads the pre-packaged ``implicit`` run through its
+    ``CheckpointManager`` and prints a line; this does the same reads and hands
+    the network to the watermarker. If Perth's internals ever differ, the plain
+    constructor runs with its print sent to standard error instead.
+    """
+    import perth
+
+    try:
+        from perth.perth_net import PREPACKAGED_MODELS_DIR
+        from perth.perth_net.perth_net_implicit.checkpoint_manager import CheckpointManager
+        from perth.perth_net.perth_net_implicit.model.perth_net import PerthNet
+
+        manager = CheckpointManager(PREPACKAGED_MODELS_DIR, "implicit")
+        state = manager.load_latest()
+        if state is None:
+            raise FileNotFoundError(f"no PerthNet checkpoint in {PREPACKAGED_MODELS_DIR}")
+        net = PerthNet(manager.hp)
+        net.load_state_dict(state["model"])
+        return perth.PerthImplicitWatermarker(run_name=None, perth_net=net)
+    except (ImportError, AttributeError, FileNotFoundError, KeyError, TypeError):
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):
+            return perth.PerthImplicitWatermarker()
 
 
 # ----------------------------------------------------------------------------------------------

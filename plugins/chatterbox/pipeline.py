@@ -12,6 +12,13 @@ that fails before any of its audio was handed out is retried once, then planned
 again at half the length and synthesized piece by piece; if that fails too, the
 error names the segment. Observers (lifecycle hooks) hear about every chunk,
 segment and run, also when the caller closes the stream early.
+
+One pipeline may run several streams at once, from one thread or several: each
+stream's audio is what it is alone (with a seed, sample for sample), its metrics
+are its own (:attr:`AudioStream.metrics`, :attr:`Synthesis.metrics`), and T3's
+attention implementation is set per piece of model work and always put back.
+The model itself runs one piece of work at a time (one chunk, see
+:mod:`.engine`), so streams share its speed rather than add to it.
 """
 
 from __future__ import annotations
@@ -20,14 +27,14 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqopt_core import PluginHost, SegmentPlanner, build_planner, plugin_host, resolve_config
+from seqopt_core import ConfigError, PluginHost, SegmentPlanner, build_planner, plugin_host, resolve_config
 from seqopt_core.api import ConfigLike, as_loaded_config
 from seqopt_core.planner import PlannerSettings
 from seqopt_core.types import (
@@ -40,6 +47,7 @@ from seqopt_core.types import (
     attention_matrix_mb,
 )
 
+from .attention_kernels import check_heads
 from .engine import ChatterboxEngine, EngineChunk, SegmentResult, SynthesisError
 from .t3_batch import BatchOutOfMemory, Width, is_out_of_memory, ordered_results, ramp_sizes
 from .vocoder import SAMPLE_RATE, TOKENS_PER_SECOND
@@ -113,11 +121,66 @@ class Synthesis:
     metrics: RunMetrics
 
 
+class AudioStream(Iterator["AudioChunk"]):
+    """The audio chunks of one text, in order (what :meth:`Pipeline.stream` returns).
+
+    An iterator like a generator: ``next``, ``for``, :meth:`close` (also as a
+    context manager). :attr:`metrics` is this run's own, set once it ended
+    (exhausted, closed, or failed), whatever other streams run meanwhile.
+    """
+
+    def __init__(self, chunks: Generator[AudioChunk, None, None], run: _Run) -> None:
+        self._chunks = chunks
+        self._run = run
+
+    def __iter__(self) -> AudioStream:
+        return self
+
+    def __next__(self) -> AudioChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop generating and free the run's state; :attr:`metrics` then says how far it got."""
+        self._chunks.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def metrics(self) -> RunMetrics | None:
+        """This run's metrics once it ended; ``None`` while it runs."""
+        return self._run.metrics
+
+
+@dataclass
+class _Run:
+    """Where one run's finished metrics are put (each stream has its own)."""
+
+    metrics: RunMetrics | None = None
+
+
 def _peak_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _check_aligned_heads(attention: Any, engine: ChatterboxEngine) -> None:
+    """The config load checked the heads against the released T3 (30 layers of 16); a smaller
+    checkpoint is only known now: refuse heads it lacks before any synthesis or retry."""
+    heads = getattr(attention, "aligned_heads", ())
+    if not (getattr(attention, "provides_alignment", False) and heads):
+        return
+    cfg = engine.t3.tfmr.config
+    try:
+        check_heads(heads, cfg.num_hidden_layers, cfg.num_attention_heads)
+    except ValueError as exc:
+        raise ConfigError(f"attention.options.aligned_heads: {exc} (checkpoint {engine.loaded.path}); "
+                          "choose (layer, head) pairs within it, counted from 0") from None
 
 
 class Pipeline:
@@ -134,7 +197,10 @@ class Pipeline:
         self.attention = attention
         self.host = host
         self.sample_rate = SAMPLE_RATE
-        #: Metrics of the latest run (complete once its stream is exhausted or closed).
+        _check_aligned_heads(attention, engine)
+        #: Metrics of the run that ended last (set in one step when a stream is
+        #: exhausted or closed). With several streams at once, read each
+        #: stream's own :attr:`AudioStream.metrics` instead.
         self.last_metrics: RunMetrics | None = None
 
     @classmethod
@@ -171,14 +237,20 @@ class Pipeline:
 
     # -- streaming ------------------------------------------------------------------
 
-    def stream(self, text: str, plan: SegmentPlan | None = None) -> Iterator[AudioChunk]:
+    def stream(self, text: str, plan: SegmentPlan | None = None) -> AudioStream:
         """Audio chunks of ``text`` in order, as soon as each is ready.
 
         ``plan`` reuses a plan the caller already made of this same text (its
         planning time is then not in the run's wall time). Planning errors (empty
-        text, ...) are raised before anything is yielded. Closing the generator
-        early stops generation and frees its state; :attr:`last_metrics` then
-        holds the run's metrics.
+        text, ...) are raised before anything is yielded. Closing the stream
+        early stops generation and frees its state; the stream's
+        :attr:`~AudioStream.metrics` (and :attr:`last_metrics`) then hold the
+        run's metrics.
+
+        Several streams may run at once on one pipeline, in one thread or in
+        several; each gets the audio it gets alone. The model runs one chunk of
+        one stream at a time (see :mod:`.engine`); nothing is held while the
+        caller holds a chunk, so a stream left unfinished blocks no other.
 
         With batched synthesis (``synthesis.batch_size`` above 1) and
         ``synthesis.lookahead`` (default), the first segment is generated alone and
@@ -190,9 +262,14 @@ class Pipeline:
         (4, 8, ...) as segments finish, so the second segment is ready soon.
         Without look-ahead the batch has the full size from the start.
         """
-        return self._run(text, plan, first_alone=self.engine.settings.lookahead)
+        return self._stream(text, plan, first_alone=self.engine.settings.lookahead)
 
-    def _run(self, text: str, plan: SegmentPlan | None, *, first_alone: bool) -> Iterator[AudioChunk]:
+    def _stream(self, text: str, plan: SegmentPlan | None, *, first_alone: bool) -> AudioStream:
+        run = _Run()
+        return AudioStream(self._run(text, plan, run, first_alone=first_alone), run)
+
+    def _run(self, text: str, plan: SegmentPlan | None, run: _Run, *,
+             first_alone: bool) -> Generator[AudioChunk, None, None]:
         started = time.perf_counter()
         device = self.engine.t3.device
         if device.type == "cuda":
@@ -249,6 +326,7 @@ class Pipeline:
             metrics.generation = GenerationEvent(
                 plan, len(metrics.segments), chunk_count, audio_seconds, wall, first_audio,
                 _peak_memory(device), completed, extra)
+            run.metrics = metrics  # complete: both are set only now, in one step each
             self.last_metrics = metrics
             self.host.generation_finished(metrics.generation)
 
@@ -429,10 +507,11 @@ class Pipeline:
         segment on (no look-ahead: nothing plays until the end anyway). The audio
         equals :meth:`stream`'s for the same seed.
         """
-        parts = [c.audio for c in self._run(text, None, first_alone=False)]
+        stream = self._stream(text, None, first_alone=False)
+        parts = [c.audio for c in stream]
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        assert self.last_metrics is not None
-        return Synthesis(audio, SAMPLE_RATE, self.last_metrics)
+        assert stream.metrics is not None
+        return Synthesis(audio, SAMPLE_RATE, stream.metrics)
 
 
 def segment_seed(seed: int, index: int) -> int:
@@ -455,4 +534,4 @@ def _snippet(text: str, width: int = 50) -> str:
     return repr(flat if len(flat) <= width else flat[: width - 3] + "...")
 
 
-__all__ = ["AudioChunk", "Pipeline", "RunMetrics", "Synthesis", "TOKENS_PER_SECOND"]
+__all__ = ["AudioChunk", "AudioStream", "Pipeline", "RunMetrics", "Synthesis", "TOKENS_PER_SECOND"]

@@ -11,6 +11,7 @@ seam instead. Holding back the tail delays audio by the crossfade length only.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,25 @@ TOKENS_PER_SECOND = 25
 SAMPLES_PER_TOKEN = SAMPLE_RATE // TOKENS_PER_SECOND
 #: Speech token ids S3Gen can decode; larger ids are T3's special tokens.
 SPEECH_VOCAB = 6561
+
+
+def _native_cpu_kernels(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """On a CPU, S3Gen runs without oneDNN (mkldnn).
+
+    oneDNN builds and caches a kernel per input shape, and S3Gen sees a new
+    length with nearly every chunk (context + new tokens, after special tokens
+    are dropped). Its ``ConvTranspose1d`` upsamplers keep tens of MB per cached
+    length (measured with torch 2.6: about 26 MB per new length on the tiny
+    checkpoint, 33 MB on the full-size S3Gen), so a long run's memory grew by
+    gigabytes until the cache's capacity; building those kernels also made a call
+    on a new length 5x slower (tiny) or as slow as the native kernels (full size).
+    The native kernels keep nothing per shape, are as fast on a new length, and
+    5-10 % slower than a cached oneDNN kernel at full size. The switch is
+    process-wide while S3Gen runs, which the engine's model lock serializes.
+    """
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return contextlib.nullcontext()
+    return torch.backends.mkldnn.flags(enabled=False)
 
 
 def decodable(tokens: Sequence[int]) -> list[int]:
@@ -73,7 +93,7 @@ class ChunkVocoder:
         with torch.random.fork_rng(devices=devices, enabled=self.seed is not None):
             if self.seed is not None:
                 torch.manual_seed(self.seed * 1_000_003 + self._calls)
-            with torch.inference_mode():
+            with torch.inference_mode(), _native_cpu_kernels(device):
                 wav, _ = self.s3gen.inference(speech_tokens=ids, ref_dict=self.ref_dict,
                                               n_cfm_timesteps=self.n_cfm_timesteps)
         return wav.squeeze(0).detach().float().cpu().numpy()
