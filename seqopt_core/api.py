@@ -43,23 +43,12 @@ def as_loaded_config(
         if not overrides:
             return config
         data, source = config.config.model_dump(), config.source
-        overrides = merge_config(dict(_unflatten(config.overrides)), overrides)
-        return build_loaded_config(data, source, overrides, option_names=dict(config.option_names),
+        overrides = merge_config(config.overrides, overrides)
+        return build_loaded_config(data, source, overrides, option_names=config.option_names,
                                    validate=validate, host=host)
     if isinstance(config, PipelineConfig):
         return load_config_from_model(config, overrides, "config object", validate=validate, host=host)
     return load_config(config, profile=profile, overrides=overrides, validate=validate, host=host)
-
-
-def _unflatten(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
 
 
 def load_config_from_model(

@@ -29,7 +29,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -69,6 +69,13 @@ MAX_CONFIG_DEPTH = 32
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _order_error(low_key: str, low: float, high_key: str, high: float, why: str | None = None) -> str:
+    """The message for two settings out of order (``low_key`` must not exceed ``high_key``)."""
+    return (f"{low_key} ({_num(low)}) must not exceed {high_key} ({_num(high)}): "
+            + (f"{why}; " if why else "")
+            + f"lower {low_key} to {_num(high)} or less, or raise {high_key} to {_num(low)} or more")
 
 
 def _range_text(lo: float, hi: float, unit: str, *, lo_open: bool, whole: bool) -> str:
@@ -155,11 +162,7 @@ class PlannerConfig(BaseModel):
     @model_validator(mode="after")
     def _target_within_max(self) -> PlannerConfig:
         if self.target_tokens > self.max_tokens:
-            raise ValueError(
-                f"target_tokens ({self.target_tokens}) must not exceed max_tokens ({self.max_tokens}): "
-                f"lower target_tokens to {self.max_tokens} or less, or raise max_tokens to "
-                f"{self.target_tokens} or more"
-            )
+            raise ValueError(_order_error("target_tokens", self.target_tokens, "max_tokens", self.max_tokens))
         return self
 
     def settings(self) -> PlannerSettings:
@@ -179,11 +182,9 @@ class LengthGuardConfig(BaseModel):
     @model_validator(mode="after")
     def _min_within_max(self) -> LengthGuardConfig:
         if self.min_ratio > self.max_ratio:
-            raise ValueError(
-                f"min_ratio ({_num(self.min_ratio)}) must not exceed max_ratio "
-                f"({_num(self.max_ratio)}): the stop token cannot be suppressed past the point "
-                f"where it is forced; lower min_ratio to {_num(self.max_ratio)} or less, or raise "
-                f"max_ratio to {_num(self.min_ratio)} or more")
+            raise ValueError(_order_error(
+                "min_ratio", self.min_ratio, "max_ratio", self.max_ratio,
+                why="the stop token cannot be suppressed past the point where it is forced"))
         return self
 
 
@@ -421,20 +422,20 @@ class LoadedConfig:
     """A validated config and where each of its values came from (for error messages).
 
     ``source`` names the file or profile; values set by ``overrides`` (the
-    library's ``overrides=``, the CLI's flags) are blamed on those instead:
-    ``overrides`` holds them as dotted keys, and ``option_names`` maps a dotted
-    key to the spelling the user typed (``"planner.max_tokens": "--max"``).
+    library's ``overrides=``, the CLI's flags, as given) are blamed on those
+    instead, and ``option_names`` maps a dotted key to the spelling the user
+    typed (``"planner.max_tokens": "--max"``).
     """
 
     config: PipelineConfig
     source: str
-    overrides: tuple[tuple[str, Any], ...] = ()
-    option_names: tuple[tuple[str, str], ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)
+    option_names: dict[str, str] = field(default_factory=dict)
 
     def origin(self, key: str) -> str:
         """Where the value at dotted ``key`` (or a value inside it) came from."""
-        names = dict(self.option_names)
-        hits = [(k, v) for k, v in self.overrides if _related(k, key)]
+        names = self.option_names
+        hits = [(k, v) for k, v in flatten_keys(self.overrides).items() if _related(k, key)]
         if not hits:
             return self.source
         parts = [f"{names[k]} {v}" if k in names else f"{k} = {v!r}" for k, v in hits]
@@ -444,7 +445,7 @@ class LoadedConfig:
     def hint(self, message: str) -> str:
         """How to set the keys ``message`` mentions, in the user's own spelling (CLI flags)."""
         mentioned = []
-        for key, flag in self.option_names:
+        for key, flag in self.option_names.items():
             leaf = key.rsplit(".", 1)[-1]
             # a distinctive leaf (max_tokens) by itself, a generic one (name) only as its dotted key
             word = leaf if "_" in leaf else key
@@ -485,15 +486,15 @@ def build_loaded_config(
     if overrides:
         check_depth(overrides, "overrides")
     merged = merge_config(data, overrides) if overrides else data
-    flat = tuple(flatten_keys(overrides).items()) if overrides else ()
-    names = tuple((option_names or {}).items())
-    probe = LoadedConfig(PipelineConfig.model_construct(), source, flat, names)
+    given = copy.deepcopy(overrides) if overrides else {}
+    names = dict(option_names or {})
+    probe = LoadedConfig(PipelineConfig.model_construct(), source, given, names)
     try:
         config = PipelineConfig.model_validate(merged)
     except ValidationError as exc:
         message = _validation_message(exc, probe.origin)
         raise ConfigError(message + probe.hint(message)) from None
-    loaded = LoadedConfig(config, source, flat, names)
+    loaded = LoadedConfig(config, source, given, names)
     if validate:
         resolve_config(loaded, host or plugin_host_for(loaded))
     return loaded

@@ -72,6 +72,19 @@ def file_header(sample_rate: int, data_bytes: int, *, rf64_above: int = _RIFF_LI
             + b"data" + struct.pack("<I", _RIFF_LIMIT))
 
 
+def _write_fully(fd: int, data: bytes) -> tuple[int, OSError | None]:
+    """Write all of ``data`` to ``fd`` (``os.write`` may take part of it); the bytes that
+    landed, and the error that stopped it early, if any."""
+    view = memoryview(data)
+    done = 0
+    try:
+        while done < len(view):
+            done += os.write(fd, view[done:])
+    except OSError as exc:
+        return done, exc
+    return done, None
+
+
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -143,25 +156,19 @@ class WavFileWriter:
         """Audio written so far."""
         return self.data_bytes / SAMPLE_BYTES / self.sample_rate
 
-    def _write_all(self, data: bytes) -> int:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:])
-        return done
+    def _write_all(self, data: bytes) -> None:
+        _done, error = _write_fully(self._fd, data)
+        if error is not None:
+            raise error
 
     def write(self, pcm: bytes) -> None:
         """Append samples. A failed write raises :class:`OutputError`; the samples that
         landed before it are kept (see :meth:`abort`)."""
         if self.finished:
             raise OutputError(f"{str(self.target)!r} is already finished")
-        view = memoryview(pcm)
-        done = 0
-        try:
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
-        except OSError as exc:
-            self.data_bytes += done
+        done, exc = _write_fully(self._fd, pcm)
+        self.data_bytes += done
+        if exc is not None:
             self._salvage()
             if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
                 cause = f"{_describe(exc)} after {self.seconds:.1f} s of audio"
@@ -171,7 +178,6 @@ class WavFileWriter:
                     if self.partial else "")
             untouched = "" if self._direct else f"; {str(self.target)!r} was left as it was"
             raise OutputError(f"cannot write {str(self.target)!r}: {cause}{untouched}{kept}") from None
-        self.data_bytes += done
 
     def _fix_header(self) -> None:
         whole = self.data_bytes - self.data_bytes % SAMPLE_BYTES
@@ -261,10 +267,9 @@ class WavStreamWriter:
             self.out.write(data)
             self.out.flush()
             return len(data)
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(self.out, view[done:])
+        done, error = _write_fully(self.out, data)
+        if error is not None:
+            raise error
         return done
 
     def write(self, pcm: bytes) -> None:
