@@ -516,6 +516,30 @@ def ratio_estimator(host: Any, chars_per_token: float | None = None) -> Any:
     return host.create("estimator", "ratio", options)
 
 
+def load_engine(loaded: Any) -> tuple[Any, float]:
+    """The engine ``loaded`` (a loaded config) names in its ``[engine]`` slot, loaded
+    through the plugins as a pipeline loads it (``PluginHost.create_engine`` with the
+    slot's validated options and ``[synthesis]`` device and dtype), and the seconds it
+    took. Give it to ``Pipeline.from_config(..., engine=...)`` of each configuration:
+    they share the loaded model, each with its own options."""
+    from seqopt_core.api import plugin_host
+    from seqopt_core.config import resolve_config
+    from seqopt_core.engine import EngineRuntime
+
+    host = plugin_host(loaded)
+    chosen = resolve_config(loaded, host, slots=("engine",))["engine"]
+    synthesis = loaded.config.synthesis
+    started = time.perf_counter()
+    engine = host.create_engine(chosen.name, chosen.options, EngineRuntime(synthesis.device, synthesis.dtype))
+    return engine, time.perf_counter() - started
+
+
+def engine_overrides(synthesis: dict[str, Any], engine_options: dict[str, Any]) -> dict[str, Any]:
+    """Config overrides in the current spelling: generic settings in ``[synthesis]``,
+    the engine's own (checkpoint, watermark, benchmark length mode...) in ``[engine.options]``."""
+    return {"synthesis": dict(synthesis), "engine": {"options": dict(engine_options)}}
+
+
 def checkpoint_note(ck_record: dict[str, Any], loaded: Any, load_seconds: float, device: Any,
                     accel: str | None, *details: str) -> str:
     """The line every model benchmark prints about its checkpoint: where, what size, random

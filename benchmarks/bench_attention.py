@@ -47,11 +47,15 @@ from seqopt_core.harness.runner import memory_method, peak_memory  # noqa: E402
 
 
 def backends(host, names):
+    """``{name: AttentionSettings}`` of the enabled backends among ``names``: what the engine
+    is told (the record's declared capabilities and the backend object's options)."""
+    from seqopt_core.pipeline import attention_settings
+
     out = {}
     for name in names:
         info = host.strategy("attention", name)
         if info.enabled:
-            out[name] = host.create("attention", name)
+            out[name] = attention_settings(info.spec, host.create("attention", name))
         else:
             print(f"- skipping {name}: {info.availability.reason}", file=sys.stderr)
     return out
@@ -60,39 +64,46 @@ def backends(host, names):
 NO_ATTENTION = "seqopt_bench_no_attention"
 
 
-class NoAttention:
+def _register_no_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    def no_attention(module, query, key, value, attention_mask, **kwargs):
+        batch, heads, q_len, dim = query.shape
+        return query.new_zeros(batch, q_len, heads, dim), None
+
+    AttentionInterface.register(NO_ATTENTION, no_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NO_ATTENTION, sdpa_mask)
+
+
+def NoAttention():  # noqa: N802 - it stands for a backend
     """A measuring device, not a backend: attention replaced by zeros (no scores, no
     softmax, no weighted sum), everything else in T3 as it is. Its prefill time is
     the floor that no attention backend can go below on this machine: the
     projections and MLPs cost the same under every backend."""
+    from seqopt_core.engine import AttentionSettings
 
-    attn_implementation = NO_ATTENTION
-    provides_alignment = False
+    return AttentionSettings("no_attention (floor)", NO_ATTENTION, setup=_register_no_attention)
 
-    def __init__(self) -> None:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-        def no_attention(module, query, key, value, attention_mask, **kwargs):
-            batch, heads, q_len, dim = query.shape
-            return query.new_zeros(batch, q_len, heads, dim), None
-
-        AttentionInterface.register(NO_ATTENTION, no_attention)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(NO_ATTENTION, sdpa_mask)
+_SET_UP: list = []
 
 
 def measure(t3, backend, context: int, device, torch):
-    """One prefill (time, peak memory) and DECODE_STEPS decode steps (median time)."""
+    """One prefill (time, peak memory) and DECODE_STEPS decode steps (median time);
+    ``backend`` is an :class:`~seqopt_core.engine.AttentionSettings`."""
     from seqopt_plugins.chatterbox import attention_kernels as ak
     from seqopt_plugins.chatterbox.engine import attention_implementation
 
+    if backend.setup is not None and backend.setup not in _SET_UP:  # register its kernel, once
+        backend.setup()
+        _SET_UP.append(backend.setup)
     gen = torch.Generator(device="cpu").manual_seed(context)
     x = (torch.randn(2, context, t3.dim, generator=gen) * 0.5).to(device=device, dtype=next(t3.parameters()).dtype)
     step = (torch.randn(2, 1, t3.dim, generator=gen) * 0.5).to(device=device, dtype=next(t3.parameters()).dtype)
     tap = None
     if backend.provides_alignment:
-        tap = ak.AttentionTap(tuple(backend.aligned_heads),
-                              keep_all_layers=getattr(backend, "keep_all_layers", False))
+        tap = ak.AttentionTap(backend.aligned_heads, keep_all_layers=backend.keep_all_layers)
 
     def forward(inputs, past):
         if tap is None:

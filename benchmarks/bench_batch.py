@@ -18,11 +18,12 @@ A text of about 5,000 characters of ``seqopt_core/corpus`` (whole sentences,
 each repeat, interleaved:
 
 * **T3 throughput**: all the plan's speech tokens, sequentially (seqopt's
-  one-segment loop, as streaming uses it), by continuous batching with
-  B = 2, 4, 8 segments at a time (``ChatterboxEngine.generate_batch`` with
-  ``max_active = B``: a finished segment is replaced by the next, as the pipeline
-  does), and, for comparison, in consecutive fixed batches of 8 that each run to
-  their longest segment ("B=8 fixed"); each segment with its own seeded generator. Reported: wall time, speech tokens/s, throughput
+  one-segment loop, ``SpeechTokenLoop``, as streaming uses it), by continuous
+  batching with B = 2, 4, 8 segments at a time (``BatchedSpeechTokenLoop.generate``
+  with ``max_active = B``: a finished segment is replaced by the next, as the
+  scheduler does), and, for comparison, in consecutive fixed batches of 8 that
+  each run to their longest segment ("B=8 fixed"); each segment with its own
+  seeded generator (``ChatterboxEngine.batch_item`` of the segment's ``SegmentJob``). Reported: wall time, speech tokens/s, throughput
   relative to sequential, peak memory during the mode above the level before it
   (``seqopt_core.harness.runner.peak_memory``: CUDA's peak allocated bytes, or on
   a CPU the peak resident set after ``malloc_trim``, sampled every 20 ms, so the
@@ -66,37 +67,59 @@ LOOKAHEAD_BATCH = 8
 # --- the modes -------------------------------------------------------------------------
 
 
+def _items(pipeline: Any, segments: list[Any]) -> list[Any]:
+    """T3's input for each segment, as the scheduler hands it to the engine: the voice's
+    conditionals, the text tokens, the length limits and the segment's own seeded generator
+    (new ones each call, so every mode draws what the segment draws alone)."""
+    from seqopt_core.engine import SegmentJob
+
+    seed = pipeline.settings.seed
+    return [pipeline.engine.batch_item(SegmentJob(i, segment, seed)) for i, segment in enumerate(segments)]
+
+
+def _alignment(pipeline: Any) -> Any:
+    from seqopt_plugins.chatterbox.engine import alignment_options
+
+    return alignment_options(pipeline.attention)
+
+
 def sequential_tokens(pipeline: Any) -> Callable[[list[Any]], list[list[int]]]:
     """The one-segment loop, segment after segment (what streaming runs per segment)."""
-    from seqopt_plugins.chatterbox.engine import alignment_options, attention_implementation
+    from seqopt_plugins.chatterbox.t3_stream import SpeechTokenLoop
 
     engine = pipeline.engine
+    loop = SpeechTokenLoop(engine.t3)
 
     def run(segments: list[Any]) -> list[list[int]]:
         out = []
-        with attention_implementation(engine.t3, pipeline.attention.attn_implementation):
-            for segment in segments:
-                text = engine.text_tokens(segment)
-                tokens = engine._loop.tokens(
-                    engine.t3_conditionals(None), text, sampling=engine.sampling,
-                    limits=engine.length_limits(int(text.size(-1))),
-                    generator=pipeline._generator(segment),
-                    alignment=alignment_options(pipeline.attention))
-                out.append(list(tokens))
+        with engine.work(pipeline.attention):
+            for item in _items(pipeline, segments):
+                out.append(list(loop.tokens(item.t3_cond, item.text_tokens, sampling=engine.sampling,
+                                            limits=item.limits, generator=item.generator,
+                                            alignment=_alignment(pipeline),
+                                            length_guard=item.length_guard)))
         return out
 
     return run
 
 
+def _generate(pipeline: Any, segments: list[Any], max_active: int | None) -> list[list[int]]:
+    from seqopt_plugins.chatterbox.t3_batch import BatchedSpeechTokenLoop
+
+    engine = pipeline.engine
+    with engine.work(pipeline.attention):
+        results = BatchedSpeechTokenLoop(engine.t3).generate(
+            _items(pipeline, segments), sampling=engine.sampling, alignment=_alignment(pipeline),
+            max_active=max_active)
+    return [list(r.tokens) for r in results]
+
+
 def batched_tokens(pipeline: Any, batch_size: int) -> Callable[[list[Any]], list[list[int]]]:
-    """Continuous batching (what the pipeline does): all segments through
-    ``generate_batch`` with at most ``batch_size`` in the batch at once."""
+    """Continuous batching (what the scheduler does): all segments through
+    ``BatchedSpeechTokenLoop.generate`` with at most ``batch_size`` in the batch at once."""
 
     def run(segments: list[Any]) -> list[list[int]]:
-        results = pipeline.engine.generate_batch(
-            segments, attention=pipeline.attention, generators=[pipeline._generator(s) for s in segments],
-            max_active=batch_size)
-        return [r.speech_tokens for r in results]
+        return _generate(pipeline, segments, batch_size)
 
     return run
 
@@ -108,10 +131,7 @@ def fixed_batches(pipeline: Any, batch_size: int) -> Callable[[list[Any]], list[
     def run(segments: list[Any]) -> list[list[int]]:
         out = []
         for i in range(0, len(segments), batch_size):
-            group = segments[i:i + batch_size]
-            results = pipeline.engine.generate_batch(
-                group, attention=pipeline.attention, generators=[pipeline._generator(s) for s in group])
-            out.extend(r.speech_tokens for r in results)
+            out.extend(_generate(pipeline, segments[i:i + batch_size], None))
         return out
 
     return run
@@ -151,9 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from seqopt_core import Pipeline
     from seqopt_core.api import as_loaded_config
-    from seqopt_plugins.chatterbox.engine import ChatterboxEngine
-    from seqopt_plugins.chatterbox.pipeline import Pipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -162,18 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
 
-        synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
-                     "watermark": False, "seed": args.seed,
-                     "benchmark_tokens_per_text_token": args.tokens_per_text_token}
+        synthesis = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
+        engine_options = {"checkpoint": str(folder), "watermark": False,
+                          "benchmark_tokens_per_text_token": args.tokens_per_text_token}
+
+        def config(**extra: Any) -> Any:
+            return as_loaded_config(profile="rtx4090",
+                                    overrides=c.engine_overrides({**synthesis, **extra}, engine_options))
 
         def pipeline(**extra: Any) -> Any:
-            loaded = as_loaded_config(profile="rtx4090", overrides={"synthesis": {**synthesis, **extra}})
-            return Pipeline.from_config(loaded, engine=shared)
+            return Pipeline.from_config(config(**extra), engine=shared)
 
-        started = time.perf_counter()
-        shared = ChatterboxEngine.load(as_loaded_config(
-            profile="rtx4090", overrides={"synthesis": {**synthesis, "batch_size": 1}}).config.synthesis)
-        load_seconds = time.perf_counter() - started
+        shared, load_seconds = c.load_engine(config(batch_size=1))
         plain = pipeline(batch_size=1)
         lookahead = pipeline(batch_size=LOOKAHEAD_BATCH, lookahead=True)
         loaded = shared.loaded

@@ -13,16 +13,17 @@ needed; without ``--checkpoint`` one is written once into
 Chatterbox's own (T3, S3Gen) at the released sizes, so the compute is real, but
 nothing here says anything about audio quality, and such a model never emits a
 sensible stop token. Both profiles therefore run in benchmark length mode
-(``synthesis.benchmark_tokens_per_text_token``): every segment gets exactly
+(``engine.options.benchmark_tokens_per_text_token``): every segment gets exactly
 ``ceil(ratio x its text tokens)`` speech tokens (text tokens as T3 sees them,
 start and stop token included). In that mode the engine ignores
-``synthesis.max_new_tokens``, so ``baseline``'s cap of 1000 does not apply.
+``engine.options.max_new_tokens``, so ``baseline``'s cap of 1000 does not apply.
 
-The model is loaded once; each profile gets a ``ChatterboxEngine`` view of the
-same loaded modules (same weights, its own ``[synthesis]`` settings, e.g.
-``baseline``'s ``crossfade_ms = 0``) and a ``Pipeline.from_config(profile=...,
-engine=...)``. Both run with ``watermark = false`` (the Perth watermark costs
-the same per second of audio for both) and the same ``seed``.
+The engine is loaded once, through the plugins (``PluginHost.create_engine``);
+each profile gets a ``Pipeline.from_config(profile=..., engine=...)``: a view of
+the same loaded modules (same weights, its own ``[engine.options]`` and
+``[synthesis]`` settings, e.g. ``baseline``'s ``crossfade_ms = 0``). Both run
+with ``engine.options.watermark = false`` (the Perth watermark costs the same
+per second of audio for both) and the same ``synthesis.seed``.
 
 For texts of about 100, 500 and 2,000 characters (consecutive whole sentences of
 ``seqopt_core/corpus``, see :func:`corpus_text`) it runs, after one untimed
@@ -31,7 +32,8 @@ text, ``--repeats`` times (A B A B), and reports per text and profile:
 time to first audio (TTFA), real-time factor (RTF = wall / audio seconds, pauses
 between segments included; ``RTF speech`` leaves them out), wall and audio
 seconds, segments, chunks (= S3Gen calls), speech tokens and tokens/s, where the
-time went (T3 sampling vs S3Gen decoding), peak memory (on CPU the process's
+time went (T3 sampling vs S3Gen decoding, from the pipeline's ``ChunkEvent``
+records: ``t3_seconds``, ``s3gen_seconds``), peak memory (on CPU the process's
 peak RSS, which only grows), playback stalls (seconds of silence a listener who
 starts at the first chunk would hear while waiting for later chunks,
 ``seqopt_core.harness.stats.playback_stalls``) and planning time; plus the rtx4090/baseline ratios
@@ -50,7 +52,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,10 +136,13 @@ def benchmark_checkpoint(stack: ExitStack, checkpoint: Path | None, quick: bool,
 
 @dataclass
 class Meter:
-    """T3 and S3Gen time of one run, collected by :func:`metered`."""
+    """T3 and S3Gen time of one run, read from its :class:`~seqopt_core.types.ChunkEvent`
+    records by :func:`meter_of` (nothing on the model is patched)."""
 
     t3_seconds: float = 0.0
     s3gen_seconds: float = 0.0
+    decode_seconds: float = 0.0  # S3Gen plus the watermark
+    queue_seconds: float = 0.0  # batched segments' tokens waiting for their decode
     s3gen_calls: int = 0
     s3gen_tokens: int = 0  # tokens S3Gen rendered: context + new (its voice prompt not included)
     first_t3_seconds: float | None = None
@@ -145,49 +150,43 @@ class Meter:
     s3gen_call_seconds: list[float] = field(default_factory=list)
 
 
-@contextmanager
-def metered(engine: Any, meter: Meter):
-    """Count T3 and S3Gen time on ``engine`` (instance attributes, restored after).
+def meter_of(pipeline: Any, metrics: Any) -> Meter:
+    """Where the time of a finished run went, from the pipeline's own records.
 
-    T3: ``EngineChunk.generate_seconds`` of segments streamed alone (sampling of
-    the chunk's tokens; the first chunk's includes the prompt prefill), plus each
-    batched segment's share of the batch's T3 time (``generate_stream``).
-    S3Gen: every ``s3gen.inference`` call, timed around the call.
+    T3: ``ChunkEvent.t3_seconds`` (a streamed chunk's sampling, the first one's
+    including the prompt prefill; a batched segment's share of the batch's steps).
+    S3Gen: ``ChunkEvent.s3gen_seconds`` (the vocoder alone). Each chunk's tokens
+    are the next ``ChunkEvent.speech_tokens`` of its segment's tokens; S3Gen runs
+    once for a chunk with decodable tokens and renders them plus the context it
+    re-reads (the context policy's window for the chunk, at most the decodable
+    tokens before it), as :class:`~seqopt_plugins.chatterbox.vocoder.ChunkVocoder` does.
     """
-    s3gen = engine.s3gen
-    inference, segment_chunks = s3gen.inference, engine.segment_chunks
-    generate_stream = engine.generate_stream
+    from seqopt_plugins.chatterbox.vocoder import decodable
 
-    def timed_inference(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        out = inference(*args, **kwargs)
-        seconds = time.perf_counter() - started
-        meter.s3gen_seconds += seconds
-        meter.s3gen_calls += 1
-        meter.s3gen_tokens += int(kwargs["speech_tokens"].numel())
-        meter.s3gen_call_seconds.append(seconds)
-        if meter.first_s3gen_seconds is None:
-            meter.first_s3gen_seconds = seconds
-        return out
-
-    def counted_chunks(*args: Any, **kwargs: Any) -> Any:
-        for chunk in segment_chunks(*args, **kwargs):
-            meter.t3_seconds += chunk.generate_seconds
+    meter = Meter()
+    events = iter(metrics.chunks)
+    for seg, tokens in zip(metrics.segments, metrics.segment_speech_tokens):
+        segment, done, decoded = seg.segment, 0, 0
+        for k in range(seg.chunks):
+            event = next(events)
+            meter.t3_seconds += event.t3_seconds
+            meter.s3gen_seconds += event.s3gen_seconds
+            meter.decode_seconds += event.decode_seconds
+            meter.queue_seconds += event.queue_seconds
             if meter.first_t3_seconds is None:
-                meter.first_t3_seconds = chunk.generate_seconds
-            yield chunk
-
-    def counted_stream(*args: Any, **kwargs: Any) -> Any:
-        for i, result in generate_stream(*args, **kwargs):
-            meter.t3_seconds += result.generate_seconds
-            yield i, result
-
-    s3gen.inference, engine.segment_chunks = timed_inference, counted_chunks
-    engine.generate_stream = counted_stream
-    try:
-        yield meter
-    finally:  # back to the class's methods
-        del s3gen.inference, engine.segment_chunks, engine.generate_stream
+                meter.first_t3_seconds = event.t3_seconds
+            new = len(decodable(tokens[done:done + event.speech_tokens]))
+            done += event.speech_tokens
+            if not new:
+                continue
+            window = pipeline.context_policy.context_window(segment.tokens, k, segment.index)
+            meter.s3gen_calls += 1
+            meter.s3gen_tokens += min(decoded, max(0, window)) + new
+            meter.s3gen_call_seconds.append(event.s3gen_seconds)
+            decoded += new
+            if meter.first_s3gen_seconds is None:
+                meter.first_s3gen_seconds = event.s3gen_seconds
+    return meter
 
 
 # --- the work a run will do (known before it runs) -----------------------------------
@@ -197,13 +196,10 @@ def planned_work(pipeline: Any, text: str, prompt_tokens: int) -> dict[str, Any]
     """Segments, speech tokens, T3 steps and S3Gen calls ``pipeline`` will run for ``text``
     (:func:`seqopt_core.harness.runner.planned_work` on its plan, text tokens as T3 counts them)."""
     from seqopt_core.harness.runner import planned_work as work_for_segments
-    from seqopt_plugins.chatterbox.t3_stream import text_token_tensor
 
     engine = pipeline.engine
     segments = pipeline.planner.plan(text).segments
-    exact = [int(text_token_tensor(engine.tokenizer, seg.text, cfg=False, device="cpu",
-                                   start_token=engine.t3.hp.start_text_token,
-                                   stop_token=engine.t3.hp.stop_text_token).size(-1)) for seg in segments]
+    exact = [int(engine.text_tokens(seg).size(-1)) for seg in segments]
     return {"segments": len(segments), "text_tokens": sum(exact),
             **work_for_segments(pipeline, segments, exact, prompt_tokens)}
 
@@ -226,25 +222,24 @@ def fmt_minutes(seconds: float) -> str:
 
 def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, Any]:
     """Stream ``text`` through ``pipeline``, consuming the audio as a player would."""
-    from seqopt_plugins.chatterbox.vocoder import SAMPLE_RATE
-
-    meter = Meter()
+    rate = pipeline.sample_rate
     rss_before = c.rss_bytes()
     pause_samples = samples = 0
     arrivals: list[tuple[float, float]] = []  # (ready at, audio seconds) per chunk
     started = time.perf_counter()
-    with metered(pipeline.engine, meter):
-        for chunk in pipeline.stream(text):
-            arrivals.append((time.perf_counter() - started, len(chunk.audio) / SAMPLE_RATE))
-            samples += len(chunk.audio)
-            pause_samples += chunk.pause_samples
-            if verbose:
-                print(f"    {label}: segment {chunk.segment.index} chunk {chunk.event.chunk_index} "
-                      f"({chunk.event.speech_tokens} tokens) at {time.perf_counter() - started:.1f} s",
-                      file=sys.stderr, flush=True)
-    m = pipeline.last_metrics
+    stream = pipeline.stream(text)
+    for chunk in stream:
+        arrivals.append((time.perf_counter() - started, len(chunk.audio) / rate))
+        samples += len(chunk.audio)
+        pause_samples += chunk.pause_samples
+        if verbose:
+            print(f"    {label}: segment {chunk.segment.index} chunk {chunk.event.chunk_index} "
+                  f"({chunk.event.speech_tokens} tokens) at {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
+    m = stream.metrics
+    meter = meter_of(pipeline, m)
     d = m.to_dict()
-    speech_audio = (samples - pause_samples) / SAMPLE_RATE
+    speech_audio = (samples - pause_samples) / rate
     return {
         "time_to_first_audio": d["time_to_first_audio"],
         "rtf": d["rtf"],
@@ -252,7 +247,7 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
         "wall_seconds": d["wall_seconds"],
         "audio_seconds": d["audio_seconds"],
         "speech_audio_seconds": speech_audio,
-        "pause_seconds": pause_samples / SAMPLE_RATE,
+        "pause_seconds": pause_samples / rate,
         "segments": d["segments"],
         "chunks": d["chunks"],
         "speech_tokens": d["speech_tokens"],
@@ -264,6 +259,8 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
         "completed": d["completed"],
         "t3_seconds": meter.t3_seconds,
         "s3gen_seconds": meter.s3gen_seconds,
+        "decode_seconds": meter.decode_seconds,
+        "queue_seconds": meter.queue_seconds,
         "s3gen_calls": meter.s3gen_calls,
         "s3gen_tokens": meter.s3gen_tokens,
         "s3gen_call_seconds": meter.s3gen_call_seconds,
@@ -328,10 +325,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from seqopt_core import Pipeline
     from seqopt_core.api import as_loaded_config
     from seqopt_plugins.chatterbox.checkpoint import describe
-    from seqopt_plugins.chatterbox.engine import ChatterboxEngine
-    from seqopt_plugins.chatterbox.pipeline import Pipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -341,28 +337,26 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
 
-        synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
-                     "watermark": False, "seed": args.seed,
-                     "benchmark_tokens_per_text_token": args.tokens_per_text_token}
-        overrides = {"synthesis": synthesis}
+        synthesis = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
+        engine_options = {"checkpoint": str(folder), "watermark": False,
+                          "benchmark_tokens_per_text_token": args.tokens_per_text_token}
+        overrides = c.engine_overrides(synthesis, engine_options)
         configs = {p: as_loaded_config(profile=p, overrides=overrides) for p in PROFILES}
 
-        # the model, once; each profile gets an engine view with its own [synthesis] settings
-        started = time.perf_counter()
-        shared = ChatterboxEngine.load(configs["baseline"].config.synthesis)
-        load_seconds = time.perf_counter() - started
+        # the engine, once, through the plugins; each profile's pipeline gets a view of it
+        # with its own [engine.options] and [synthesis] settings
+        shared, load_seconds = c.load_engine(configs["baseline"])
         loaded = shared.loaded
-        pipelines = {}
+        pipelines = {p: Pipeline.from_config(configs[p], engine=shared) for p in PROFILES}
         for p in PROFILES:
-            engine = ChatterboxEngine(loaded, configs[p].config.synthesis)
-            pipelines[p] = Pipeline.from_config(configs[p], engine=engine)
             assert pipelines[p].engine.t3 is loaded.t3 and pipelines[p].engine.s3gen is loaded.s3gen
-        prompt_tokens = int(loaded.conds.gen["prompt_token"].shape[-1]) if loaded.conds else 0
+        prompt_tokens = int(shared.conds.gen["prompt_token"].shape[-1])  # S3Gen's voice prompt
 
         ck_record.update({"random_weights": loaded.random_weights, "arch": describe(loaded.arch),
                           "load_seconds": load_seconds, "s3gen_voice_prompt_tokens": prompt_tokens})
-        device = str(loaded.device)
-        accel = (torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else None)
+        info = shared.describe()
+        device = info["device"]
+        accel = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         env = c.environment(tokenizer, torch=torch.__version__, torch_threads=torch.get_num_threads(),
                             model_device=device, accelerator=accel,
                             chatterbox_tts=c.package_versions(("chatterbox-tts",))["chatterbox-tts"],
@@ -378,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 "chunk_policy": {"name": cfg.chunk_policy.name, **cfg.chunk_policy.options},
                 "context_policy": {"name": cfg.context_policy.name, **cfg.context_policy.options},
                 "segment_context": cfg.segment_context.name, "attention": pipe.attention.attn_implementation,
-                "crossfade_ms": pipe.engine.settings.crossfade_ms,
-                "max_new_tokens": pipe.engine.settings.max_new_tokens,
+                "crossfade_ms": pipe.settings.crossfade_ms,
+                "max_new_tokens": pipe.engine.options.max_new_tokens,
             }
 
         splitter = c.plugin_host().create("splitter", "regex")
@@ -395,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         prior = total(work, t3_step=ASSUMED_T3_STEP_SECONDS, s3gen_call=ASSUMED_S3GEN_CALL_SECONDS)
         notes = [
             f"checkpoint: {ck_record['path']} ({describe(loaded.arch)['scale']} size, "
-            + ("RANDOM weights: the audio is noise, not speech; timings only" if loaded.random_weights
+            + ("RANDOM weights: the audio is noise, not speech; timings only" if info["random_weights"]
                else "real weights") + f"), loaded once in {load_seconds:.1f} s on {device}"
             + (f" ({accel})" if accel else "")
             + f", T3 dtype {args.dtype}, torch threads {torch.get_num_threads()}",
-            f"synthesis for both profiles: watermark=false, seed={args.seed}, benchmark length mode "
+            f"both profiles: engine.options.watermark=false, synthesis.seed={args.seed}, benchmark length mode "
             f"{args.tokens_per_text_token:g} speech tokens per text token (stop token ignored; "
             "max_new_tokens does not apply in this mode)",
             f"texts: about {', '.join(map(str, chars_list))} characters of seqopt_core/corpus "
@@ -458,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             "order": "per text: warm-up once per profile (untimed, first), then baseline, rtx4090 per round",
             "texts": {str(n): {"chars": len(texts[n]), "text": texts[n]} for n in chars_list},
             "warmup_text": warmup_text,
-            "synthesis": {k: v for k, v in synthesis.items() if k != "checkpoint"},
+            "synthesis": {**synthesis, **{k: v for k, v in engine_options.items() if k != "checkpoint"}},
             "checkpoint": ck_record, "planned_work": {str(n): work[n] for n in chars_list},
             "estimate": {"prior_seconds": prior, "assumed_t3_step_seconds": ASSUMED_T3_STEP_SECONDS,
                          "assumed_s3gen_call_seconds": ASSUMED_S3GEN_CALL_SECONDS,
@@ -467,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                          "after_warmup_seconds": measured,
                          "per_text_seconds": {str(n): v for n, v in per_text.items()}},
             "skipped": skipped, "budget_minutes": args.budget_minutes,
-            "notes": ["random weights: noise, not speech; timings only" if loaded.random_weights
+            "notes": ["random weights: noise, not speech; timings only" if info["random_weights"]
                       else "real weights",
                       "peak_memory_bytes on CPU is the process's peak RSS (ru_maxrss): it only grows, "
                       "so later runs inherit earlier peaks; on CUDA it is torch's max allocated, "

@@ -18,7 +18,7 @@ One model is loaded; each mode is a ``Pipeline`` on it (``rtx4090`` profile, the
 default ``batch_size = auto`` with look-ahead, benchmark length mode ``R`` speech
 tokens per text token, seeded):
 
-* ``watermark on``: the default (``synthesis.watermark = true``);
+* ``watermark on``: the default (``engine.options.watermark = true``);
 * ``watermark off``;
 * ``watermark on, autograd (before the fix)``: the watermark applied as before the
   fix, with autograd on around Perth (it leaked about 1.9 MB per second of audio);
@@ -97,20 +97,21 @@ def text_blocks(chars: int) -> Any:
 
 
 def autograd_watermark(engine: Any) -> None:
-    """Make ``engine`` watermark as before the fix: Perth with autograd on."""
+    """Make ``engine`` watermark as before the fix: Perth with autograd on (its
+    ``watermark`` method, which every chunk's decode calls, replaced on this instance)."""
     import numpy as np
     import torch
 
-    from seqopt_plugins.chatterbox.vocoder import SAMPLE_RATE as RATE
+    rate = engine.sample_rate
 
     def watermark(audio: np.ndarray) -> np.ndarray:
         if len(audio) == 0:
             return audio
         with torch.inference_mode(False), torch.enable_grad():
-            marked = engine.loaded.watermarker().apply_watermark(audio, sample_rate=RATE)
+            marked = engine.loaded.watermarker().apply_watermark(audio, sample_rate=rate)
         return np.asarray(marked, dtype=np.float32)
 
-    engine._watermark = watermark
+    engine.watermark = watermark
 
 
 def run_block(pipeline: Any, text: str) -> dict[str, Any]:
@@ -214,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench_engine import ensure_checkpoint
+    from seqopt_core import Pipeline
     from seqopt_core.api import as_loaded_config
     from seqopt_plugins.chatterbox.engine import ChatterboxEngine
-    from seqopt_plugins.chatterbox.pipeline import Pipeline
 
     torch.set_num_threads(args.threads or 1)
     tokenizer = c.resolve_tokenizer(args.tokenizer)
@@ -231,18 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             folder = args.checkpoint.expanduser().resolve()
             ck_record = {"path": c.display_path(folder), "written_now": False}
 
-        synthesis = {"checkpoint": str(folder), "device": args.device, "dtype": args.dtype,
-                     "seed": args.seed, "benchmark_tokens_per_text_token": rate}
+        synthesis = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
+        engine_options = {"checkpoint": str(folder), "benchmark_tokens_per_text_token": rate}
 
         def config(**extra: Any) -> Any:
-            return as_loaded_config(profile="rtx4090", overrides={"synthesis": {**synthesis, **extra}})
+            return as_loaded_config(profile="rtx4090",
+                                    overrides=c.engine_overrides(synthesis, {**engine_options, **extra}))
 
-        started = time.perf_counter()
-        shared = ChatterboxEngine.load(config(watermark=True).config.synthesis)
-        load_seconds = time.perf_counter() - started
+        shared, load_seconds = c.load_engine(config(watermark=True))
         pipelines = {ON: Pipeline.from_config(config(watermark=True), engine=shared),
                      OFF: Pipeline.from_config(config(watermark=False), engine=shared)}
-        before_engine = ChatterboxEngine(shared.loaded, config(watermark=True).config.synthesis)
+        # a second engine on the same modules and options, its watermark as before the fix
+        before_engine = ChatterboxEngine(shared.loaded, shared.options, shared.runtime)
         autograd_watermark(before_engine)
         pipelines[BEFORE] = Pipeline.from_config(config(watermark=True), engine=before_engine)
         assert pipelines[BEFORE].engine is before_engine and pipelines[ON].engine is not before_engine

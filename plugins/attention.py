@@ -69,35 +69,39 @@ class AlignedOptions(BaseModel):
 
 
 class AttentionChoice:
-    """What the engine needs from an attention backend."""
+    """An attention backend object: the implementation to select and, for the
+    backends whose record provides alignment, the guard's heads and run length."""
 
-    def __init__(self, attn_implementation: str, provides_alignment: bool,
-                 options: BaseModel | None = None, keep_all_layers: bool = False) -> None:
+    def __init__(self, attn_implementation: str, options: BaseModel | None = None) -> None:
         self.attn_implementation = attn_implementation
-        self.provides_alignment = provides_alignment
-        #: hold every layer's maps each step, as the stock eager path does
-        self.keep_all_layers = keep_all_layers
         self.aligned_heads = tuple(tuple(h) for h in getattr(options, "aligned_heads", ()))
         self.repetition_run = getattr(options, "repetition_run", 2)
 
     def __repr__(self) -> str:
-        return f"AttentionChoice({self.attn_implementation!r}, alignment={self.provides_alignment})"
+        return f"AttentionChoice({self.attn_implementation!r}, heads={self.aligned_heads})"
 
 
 def _eager(options: AlignedOptions) -> AttentionChoice:
-    return AttentionChoice("seqopt_eager", True, options, keep_all_layers=True)
+    return AttentionChoice("seqopt_eager", options)
 
 
 def _sdpa(options: PlainOptions) -> AttentionChoice:
-    return AttentionChoice("sdpa", False)
+    return AttentionChoice("sdpa")
 
 
 def _sdpa_aligned(options: AlignedOptions) -> AttentionChoice:
-    return AttentionChoice("seqopt_sdpa_aligned", True, options)
+    return AttentionChoice("seqopt_sdpa_aligned", options)
 
 
 def _flash(options: PlainOptions) -> AttentionChoice:
-    return AttentionChoice("flash_attention_2", False)
+    return AttentionChoice("flash_attention_2")
+
+
+def register_kernels() -> None:
+    """Register seqopt's two recording implementations with transformers (imports torch)."""
+    from seqopt_plugins.chatterbox.attention_kernels import register
+
+    register()
 
 
 def _cuda_present() -> str | None:
@@ -107,19 +111,20 @@ def _cuda_present() -> str | None:
     return None if torch.cuda.is_available() else "needs a CUDA device (none is visible)"
 
 
-
 @hookimpl
 def seqopt_attention_backends() -> list[AttentionBackendSpec]:
     needs = ("torch", "transformers")
     return [
         AttentionBackendSpec(name="eager", factory=_eager, options=AlignedOptions, requires=needs,
-                             install=_INSTALL,
+                             install=_INSTALL, provides_alignment=True, keeps_all_layers=True,
+                             setup=register_kernels,
                              description="eager attention on every layer, alignment guard from its maps"),
         AttentionBackendSpec(name="sdpa", factory=_sdpa, options=PlainOptions, requires=needs,
                              install=_INSTALL,
                              description="PyTorch SDPA on every layer, no alignment guard"),
         AttentionBackendSpec(name="sdpa_aligned", factory=_sdpa_aligned, options=AlignedOptions,
-                             requires=needs, install=_INSTALL,
+                             requires=needs, install=_INSTALL, provides_alignment=True,
+                             setup=register_kernels,
                              description="SDPA on every layer + aligned heads' weights for the guard"),
         AttentionBackendSpec(name="flash_attention_2", factory=_flash, options=PlainOptions,
                              requires=(*needs, "flash_attn"), install="pip install flash-attn",

@@ -1,9 +1,11 @@
 """Cross-segment context: what one segment passes to the next.
 
 * ``voice`` (default): every segment is conditioned on the same voice prompt
-  and nothing else; segments are independent, so they can also run in batches.
+  and nothing else; its record declares the segments independent, so they can
+  also run in batches.
 * ``speech_tail``: the report's idea; the last speech tokens of the previous
-  segment(s) prime the next segment, for continuity of prosody.
+  segment(s) prime the next segment, for continuity of prosody. Its record
+  declares the segments dependent: each waits for the one before it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,6 @@ def seqopt_segment_context_strategies() -> list[SegmentContextSpec]:
         SegmentContextSpec(name="voice", factory=VoiceContext, options=VoiceOptions,
                            description="same voice conditionals for every segment"),
         SegmentContextSpec(name="speech_tail", factory=SpeechTailContext,
-                           options=SpeechTailOptions,
+                           options=SpeechTailOptions, independent_segments=False,
                            description="previous segment's last speech tokens prime the next"),
     ]

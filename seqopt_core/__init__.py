@@ -1,5 +1,8 @@
 """seqopt: pluggable token-sequence optimization for Chatterbox TTS.
 
+Nothing here imports torch: the speech engine is a plugin (the ``engine`` slot),
+loaded when a :class:`Pipeline` is built.
+
 The public surface for apps and plugin authors is re-exported here; see
 ``docs/library.md`` and ``docs/plugin-guide.md``.
 """
@@ -38,11 +41,25 @@ from .errors import (
     SeqoptError,
     StrategyBuildError,
     StrategyUnavailableError,
+    SynthesisError,
     TextDecodeError,
     TokenizerNotFoundError,
     UnknownStrategyError,
 )
+from .engine import (
+    AttentionSettings,
+    ChunkDecoder,
+    DecodedAudio,
+    Engine,
+    EngineRuntime,
+    GeneratedSegment,
+    SegmentJob,
+    TokenBatch,
+    TokenStep,
+)
 from .hookspecs import hookimpl
+from .pipeline import AudioChunk, AudioStream, Pipeline, RunMetrics, Synthesis
+from .scheduler import ChunkOutput, SegmentScheduler
 from .textfile import read_text
 from .planner import PlannerSettings, SegmentPlanner, split_sentences
 from .plugins import PluginHost, PluginInfo, StrategyInfo
@@ -55,6 +72,7 @@ from .strategies import (
     ChunkPolicySpec,
     ContextPolicy,
     ContextPolicySpec,
+    EngineSpec,
     NoOptions,
     SegmentContextSpec,
     SegmentContextStrategy,
@@ -77,59 +95,17 @@ from .types import (
 
 __version__ = "0.1.0"
 
-#: Names served lazily from the Chatterbox engine (torch is imported on first use).
-_ENGINE_EXPORTS = {"Pipeline": "pipeline", "AudioChunk": "pipeline", "Synthesis": "pipeline",
-                   "RunMetrics": "pipeline"}
 ENGINE_INSTALL = "pip install 'seqopt[chatterbox]'"
 
 
-class _UnavailableEngineName:
-    """Stands in for an engine name (``Pipeline``, ...) when the engine cannot be imported.
-
-    It is falsy, so ``if seqopt_core.Pipeline:`` and ``getattr(seqopt_core,
-    "Pipeline", None)`` detect the engine without an exception; calling it or
-    any of its attributes raises :class:`EngineUnavailableError` (a
-    :class:`SeqoptError` and an ``ImportError``) with the install command.
-    """
-
-    def __init__(self, name: str, reason: str) -> None:
-        self._name, self._reason = name, reason
-
-    def _error(self) -> EngineUnavailableError:
-        return EngineUnavailableError(
-            f"seqopt_core.{self._name} needs the Chatterbox engine, which cannot be imported here "
-            f"({self._reason}). Install it with: {ENGINE_INSTALL}")
-
-    def __bool__(self) -> bool:
+def engine_available(name: str = "chatterbox") -> bool:
+    """Whether engine ``name`` (default: Chatterbox, ``seqopt[chatterbox]``: torch,
+    chatterbox-tts) can run here, without importing it."""
+    try:
+        info = plugin_host().strategy("engine", name)
+    except SeqoptError:
         return False
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        raise self._error()
-
-    def __getattr__(self, attr: str) -> object:
-        if attr.startswith("__") and attr.endswith("__"):
-            raise AttributeError(attr)
-        raise self._error()
-
-    def __repr__(self) -> str:
-        return f"<seqopt_core.{self._name}: unavailable ({self._reason}); {ENGINE_INSTALL}>"
-
-
-def engine_available() -> bool:
-    """Whether the speech engine (``seqopt[chatterbox]``: torch, chatterbox-tts) can be imported."""
-    return bool(__getattr__("Pipeline"))
-
-
-def __getattr__(name: str):
-    if name in _ENGINE_EXPORTS:
-        import importlib
-
-        try:
-            module = importlib.import_module(f"seqopt_plugins.chatterbox.{_ENGINE_EXPORTS[name]}")
-        except ImportError as exc:
-            return _UnavailableEngineName(name, f"{type(exc).__name__}: {exc}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'seqopt_core' has no attribute {name!r}")
+    return info.enabled
 
 
 __all__ = [
@@ -148,4 +124,7 @@ __all__ = [
     "hookimpl", "split_sentences", "read_text", "InputFileError", "EngineUnavailableError",
     "engine_available", "ENGINE_INSTALL", "OptionValueError", "StrategyBuildError", "BuiltStrategies",
     "build_strategies", "plugin_host_for",
+    "AudioChunk", "AudioStream", "Pipeline", "RunMetrics", "Synthesis", "SynthesisError",
+    "AttentionSettings", "ChunkDecoder", "DecodedAudio", "Engine", "EngineRuntime", "EngineSpec",
+    "GeneratedSegment", "SegmentJob", "TokenBatch", "TokenStep", "ChunkOutput", "SegmentScheduler",
 ]

@@ -49,8 +49,8 @@ OPTION_NAMES = {
     "estimator.options.tokenizer": "--tokenizer",
     "planner.target_tokens": "--target",
     "planner.max_tokens": "--max",
-    "synthesis.voice": "--voice",
-    "synthesis.checkpoint": "--checkpoint",
+    "engine.options.voice": "--voice",
+    "engine.options.checkpoint": "--checkpoint",
     "synthesis.device": "--device",
     "synthesis.seed": "--seed",
 }
@@ -297,44 +297,20 @@ def plugins(as_json):
         console.print(ptable)
 
 
-def _engine_modules():
-    """Import the Chatterbox engine (torch) or explain how to install it."""
-    try:
-        from seqopt_plugins.chatterbox import checkpoint, pipeline
-    except ImportError as exc:
-        raise SeqoptError(
-            f"the Chatterbox engine needs the chatterbox extra ({exc.name or exc} is missing): "
-            "pip install 'seqopt[chatterbox]'") from None
-    return checkpoint, pipeline
+def _engine_available(loaded: Any) -> Any:
+    """The plugin host of ``loaded``, once its engine is known to be able to run here."""
+    from .config import plugin_host_for
 
+    host = plugin_host_for(loaded)
+    name = loaded.config.engine.name
+    info = host.strategy("engine", name)
+    if not info.enabled:
+        from .errors import EngineUnavailableError
 
-@main.command("make-checkpoint")
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--scale", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
-              help="tiny: same structure, small enough for tests; full: the released sizes")
-@click.option("--seed", type=int, default=0, show_default=True, help="random seed (same seed, same files)")
-@click.option("--tokenizer", metavar="PATH",
-              help="the released tokenizer.json to copy in (default: $SEQOPT_TOKENIZER)")
-def make_checkpoint(directory, scale, seed, tokenizer):
-    """Write a random-weight Chatterbox checkpoint in the released file layout.
-
-    Random weights make noise, not speech: use it to run and measure the real
-    model code without the released weights (tests, benchmarks).
-    """
-    from seqopt_plugins.estimators.chatterbox import resolve_tokenizer_path
-
-    checkpoint, _ = _engine_modules()
-    source = resolve_tokenizer_path(tokenizer)
-    console = _stderr_console()
-    with console.status(_text(f"writing a {scale} random checkpoint to {directory}")) as status:
-        info = checkpoint.write_random_checkpoint(
-            directory, scale=scale, seed=seed, tokenizer=source,
-            progress=lambda msg: status.update(_text(f"{scale} checkpoint: {msg}")))
-    for name, size in info.files.items():
-        click.echo(f"{name:20} {size / 2**20:10.1f} MiB")
-    click.echo(f"{scale} random-weight checkpoint (seed {seed}) in {info.path}, "
-               f"{info.total_bytes / 2**20:.1f} MiB, {info.seconds:.1f} s. "
-               "Random weights make noise, not speech.")
+        install = f": {info.availability.install}" if info.availability.install else ""
+        raise EngineUnavailableError(f"the {name} engine cannot run here ({info.availability.reason})"
+                                     f"{install}")
+    return host
 
 
 def _pcm16(audio) -> bytes:
@@ -378,17 +354,26 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
     if metrics_path is not None:
         check_output_path(metrics_path, what="--metrics",
                           not_same_as=inputs + ((output,) if output != "-" else ()))
-    _, pipeline_mod = _engine_modules()
-    from seqopt_plugins.monitor import MetricsMonitor
+    from .monitor import MetricsMonitor
+    from .pipeline import Pipeline
 
     console = _stderr_console()
-    if voice is not None:
-        _check_voice(voice, console)  # a bad voice fails now, not after the model loaded
+    engine_options: dict[str, Any] = {}
+    for key, value in (("voice", voice), ("checkpoint", checkpoint)):
+        if value is not None:
+            engine_options[key] = value
     synthesis: dict[str, Any] = {}
-    for key, value in (("voice", voice), ("checkpoint", checkpoint), ("device", device), ("seed", seed)):
+    for key, value in (("device", device), ("seed", seed)):
         if value is not None:
             synthesis[key] = value
-    loaded = _load(config_path, profile, {"synthesis": synthesis} if synthesis else None)
+    overrides: dict[str, Any] = {}
+    if synthesis:
+        overrides["synthesis"] = synthesis
+    if engine_options:
+        overrides["engine"] = {"options": engine_options}
+    loaded = _load(config_path, profile, overrides or None)
+    host = _engine_available(loaded)
+    _preflight(host, loaded, console)  # a bad voice fails now, not after the model loaded
     # Open the output before the model loads: a read-only folder or a full disk fails now.
     if output == "-":
         sink: Any = WavStreamWriter(_audio_stdout(), SPEECH_SAMPLE_RATE, raw=raw)
@@ -398,11 +383,12 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
     try:
         with stop:
             with console.status("loading the model"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", _voice_warning())  # shown once, above
-                pipe = pipeline_mod.Pipeline.from_config(loaded)
+                for category in _SHOWN_NOTES:  # shown once, above
+                    warnings.simplefilter("ignore", category)
+                pipe = Pipeline.from_config(loaded, host=host)
             if pipe.sample_rate != sink.sample_rate:  # pragma: no cover - Chatterbox is 24 kHz
                 raise SeqoptError(f"the model makes {pipe.sample_rate} Hz audio, expected {sink.sample_rate}")
-            if pipe.engine.loaded.random_weights:
+            if pipe.engine.describe().get("random_weights"):
                 console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, "
                               "not speech")
             pipe.host.register(MetricsMonitor(metrics_path), name="seqopt.monitor")
@@ -440,24 +426,26 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
 SPEECH_SAMPLE_RATE = 24_000
 
 
-def _voice_warning() -> type[Warning]:
-    from seqopt_plugins.chatterbox.engine import VoiceWarning
+def _preflight(host: Any, loaded: Any, console: Any) -> None:
+    """The engine's check of the files its options name (a voice), before the model loads;
+    the warnings it gives (a voice too short) are shown once, as notes, and not again
+    while the model loads."""
+    from .config import resolve_config
 
-    return VoiceWarning
-
-
-def _check_voice(voice: str, console: Any) -> None:
-    """Check the ``--voice`` file before the model loads; show its warnings (too short) once."""
-    from seqopt_plugins.chatterbox.engine import check_voice_file
-
+    resolved = resolve_config(loaded, host)["engine"]
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", _voice_warning())
-        check_voice_file(voice)
+        warnings.simplefilter("always", UserWarning)
+        host.preflight_engine(resolved.name, resolved.options)
     for w in caught:
-        if issubclass(w.category, _voice_warning()):
+        if issubclass(w.category, UserWarning) and not issubclass(w.category, DeprecationWarning):
             console.print(_text(f"warning: {w.message}"), style="yellow")
+            _SHOWN_NOTES.add(w.category)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+#: Categories of the preflight notes already shown (silenced while the model loads).
+_SHOWN_NOTES: set[type[Warning]] = set()
 
 
 def _speak_stream(pipe: Any, source: str, plan: Any, sink: Any, console: Any) -> Any:
@@ -592,8 +580,6 @@ def compare(files, profiles, configs, lengths, classes, class_tokens, checkpoint
     reference) as JSON, a Markdown report and PNG plots.
     """
     from . import harness
-
-    _engine_modules()
     names = [p.strip() for p in profiles.split(",") if p.strip()] if profiles else []
     if not names and not configs:
         names = ["baseline", "rtx4090"]
@@ -713,6 +699,21 @@ def config_schema_cmd():
     from .config import config_schema
 
     _emit_json(config_schema())
+
+
+def _plugin_commands() -> None:
+    """Subcommands that plugins add (``seqopt make-checkpoint`` comes from the Chatterbox
+    engine's plugin). Discovery honours SEQOPT_BLOCK_PLUGINS and autoload."""
+    from .plugins import PluginHost
+
+    try:
+        host = PluginHost.discover()
+    except SeqoptError:  # the built-ins are not installed: `seqopt plugins` explains
+        return
+    host.register_commands(main)
+
+
+_plugin_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,6 +57,14 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 DEFAULT_PROFILE = "rtx4090"
+#: The engine a config without an ``[engine]`` table gets.
+DEFAULT_ENGINE = "chatterbox"
+#: ``[synthesis]`` keys that were the Chatterbox engine's before it became a slot:
+#: found there, they are moved to ``[engine.options]`` with a DeprecationWarning.
+LEGACY_ENGINE_KEYS = ("checkpoint", "voice", "exaggeration", "temperature", "top_p", "min_p",
+                      "repetition_penalty", "cfg_weight", "max_new_tokens",
+                      "speech_tokens_per_text_token", "benchmark_tokens_per_text_token",
+                      "length_guard", "watermark")
 
 #: Deepest nesting of tables and arrays within each other a config may have. The
 #: built-in options need 5 (``attention.options.aligned_heads``' pairs); deeper
@@ -114,10 +122,6 @@ def _bounded(lo: float, hi: float, unit: str = "", *, lo_open: bool = False,
 MAX_SEED = 2**31 - 1
 #: Largest pause after a segment, in milliseconds.
 MAX_PAUSE_MS = 10_000.0
-#: Largest speech-tokens-per-text-token ratio (stock speech runs at 4 to 8).
-MAX_TOKENS_RATIO = 64.0
-#: Most speech tokens T3 can generate for one segment (its learned speech positions).
-MAX_SPEECH_TOKENS = 4096
 
 _TextTokens = _bounded(1, MODEL_MAX_TOKENS, "text tokens", whole=True)
 _MaxTextTokens = _bounded(1, MODEL_MAX_TOKENS, "text tokens", whole=True,
@@ -125,16 +129,14 @@ _MaxTextTokens = _bounded(1, MODEL_MAX_TOKENS, "text tokens", whole=True,
 _Share = _bounded(0, 1)
 _PauseMs = _bounded(0, MAX_PAUSE_MS, "milliseconds")
 _CrossfadeMs = _bounded(0, 100, "milliseconds")
-_TokensRatio = _bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token", lo_open=True)
-_MinTokensRatio = _bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token")
-_SpeechTokens = _bounded(1, MAX_SPEECH_TOKENS, "speech tokens", whole=True)
 _Seed = _bounded(0, MAX_SEED, whole=True, why="the engine derives further seeds from it (about "
                 "seed x 7.9e9), which must stay below 2**64")
-_Exaggeration = _bounded(0, 2)
-_Temperature = _bounded(0, 5, lo_open=True)
-_TopP = _bounded(0, 1, lo_open=True)
-_RepetitionPenalty = _bounded(1, 10)
-_CfgWeight = _bounded(0, 5)
+
+
+#: Builds a bounded number type whose refusal names the whole range (for plugins' options).
+bounded = _bounded
+#: The message for two settings out of order (for plugins' options).
+order_error = _order_error
 
 
 class StrategyChoice(BaseModel):
@@ -144,6 +146,12 @@ class StrategyChoice(BaseModel):
 
     name: str = Field(min_length=1, description="name of a strategy in this slot")
     options: dict[str, Any] = Field(default_factory=dict, description="the strategy's options")
+
+
+class EngineChoice(StrategyChoice):
+    """The ``[engine]`` table: which engine, and its own options (default: Chatterbox)."""
+
+    name: str = Field(DEFAULT_ENGINE, min_length=1, description="name of a speech engine")
 
 
 class PlannerConfig(BaseModel):
@@ -169,72 +177,31 @@ class PlannerConfig(BaseModel):
         return PlannerSettings(**self.model_dump())
 
 
-class LengthGuardConfig(BaseModel):
-    """Stop token suppressed below ``min_ratio`` x text tokens, forced at ``max_ratio`` x."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_ratio: _MinTokensRatio = Field(
-        1.0, description="stop token suppressed below this many speech tokens per text token")
-    max_ratio: _TokensRatio = Field(
-        8.0, description="stop token forced at this many speech tokens per text token")
-
-    @model_validator(mode="after")
-    def _min_within_max(self) -> LengthGuardConfig:
-        if self.min_ratio > self.max_ratio:
-            raise ValueError(_order_error(
-                "min_ratio", self.min_ratio, "max_ratio", self.max_ratio,
-                why="the stop token cannot be suppressed past the point where it is forced"))
-        return self
-
-
 #: Largest ``synthesis.batch_size`` a config may ask for.
 MAX_BATCH_SIZE = 256
 
 
 class SynthesisConfig(BaseModel):
-    """The ``[synthesis]`` table: how the Chatterbox engine turns segments into audio.
+    """The ``[synthesis]`` table: the settings every engine shares.
 
-    Pure settings: nothing here imports torch. The engine (``seqopt[chatterbox]``)
-    reads them.
+    Pure settings: nothing here imports torch. What one engine alone knows (a
+    Chatterbox checkpoint, voice, sampling) is that engine's options, in the
+    ``[engine.options]`` table, checked by the engine's own options model.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    checkpoint: str | None = Field(
-        None, description="local checkpoint folder in the released layout; none: download "
-        "ResembleAI/chatterbox from Hugging Face")
     device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        "float32", description="weights and compute dtype of T3")
-    voice: str | None = Field(None, description="reference WAV for the voice; none: the "
-                              "checkpoint's built-in voice (conds.pt)")
-    exaggeration: _Exaggeration = Field(0.5, description="emotion exaggeration")
-    temperature: _Temperature = Field(0.8, description="sampling temperature")
-    top_p: _TopP = Field(1.0, description="nucleus sampling")
-    min_p: _Share = Field(0.05, description="min-p sampling")
-    repetition_penalty: _RepetitionPenalty = Field(
-        1.2, description="penalty on repeated speech tokens (1: off)")
-    cfg_weight: _CfgWeight = Field(0.5, description="classifier-free guidance weight (0: off)")
-    max_new_tokens: _SpeechTokens | None = Field(
-        None, description="fixed cap on speech tokens per segment (stock: 1000); "
-        "none: derived from the segment's text length")
-    speech_tokens_per_text_token: _TokensRatio = Field(
-        6.0, description="derived cap: this many speech tokens per text token, plus 50")
-    benchmark_tokens_per_text_token: _TokensRatio | None = Field(
-        None, description="benchmark mode: generate exactly this many speech tokens per "
-        "text token, ignoring the stop token (random weights never stop sensibly)")
-    length_guard: LengthGuardConfig | None = Field(
-        None, description="cheap guard against runaway speech, with any attention backend")
+        "float32", description="weights and compute dtype of the engine's models")
     crossfade_ms: _CrossfadeMs = Field(10.0, description="crossfade at chunk seams")
     pause_ms: dict[str, _PauseMs] = Field(
         default_factory=lambda: {"paragraph": 500.0, "sentence": 200.0, "clause": 100.0,
                                  "word": 0.0},
         description="silence after a segment, by the boundary it ends on")
-    watermark: bool = Field(True, description="apply the Perth watermark, as upstream")
     seed: _Seed | None = Field(None, description="seed for sampling (reproducible runs)")
     batch_size: int | Literal["auto"] = Field(
-        "auto", description="segments generated together by T3 (batched synthesis): a number "
+        "auto", description="segments generated together (batched synthesis): a number "
         f"from 1 (one after another) to {MAX_BATCH_SIZE}, or auto (from the device's free "
         "memory, at most 8 on a CPU, 32 on a GPU)")
     lookahead: bool = Field(
@@ -283,6 +250,8 @@ class PipelineConfig(BaseModel):
     context_policy: StrategyChoice
     segment_context: StrategyChoice
     attention: StrategyChoice
+    engine: EngineChoice = Field(default_factory=EngineChoice,
+                                 description="the speech engine and its own options")
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
@@ -344,6 +313,30 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
             out[key] = {**out[key], **value}
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def move_legacy_engine_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with the old ``[synthesis]`` spelling of engine settings
+    (:data:`LEGACY_ENGINE_KEYS`) moved to ``[engine.options]``, warning once per key."""
+    synthesis = data.get("synthesis")
+    if not isinstance(synthesis, dict) or not any(k in synthesis for k in LEGACY_ENGINE_KEYS):
+        return data
+    out = copy.deepcopy(data)
+    moved = {k: out["synthesis"].pop(k) for k in LEGACY_ENGINE_KEYS if k in synthesis}
+    engine = out.setdefault("engine", {})
+    if not isinstance(engine, dict):
+        return data  # the validation error names the bad [engine] table
+    engine.setdefault("options", {})
+    if isinstance(engine["options"], dict):
+        engine["options"] = {**moved, **engine["options"]}
+    import warnings
+
+    old = ", ".join(f"synthesis.{k}" for k in moved)
+    new = ", ".join(f"engine.options.{k}" for k in moved)
+    warnings.warn(f"{source}: {old} belong to the engine now: write them in the [engine.options] "
+                  f"table ({new}); they were moved there for this run", DeprecationWarning,
+                  stacklevel=3)
     return out
 
 
@@ -483,8 +476,10 @@ def build_loaded_config(
     config that plans fine but would fail to synthesize fails here, at once.
     """
     check_depth(data, source)
+    data = move_legacy_engine_keys(data, source)
     if overrides:
         check_depth(overrides, "overrides")
+        overrides = move_legacy_engine_keys(overrides, "overrides")
     merged = merge_config(data, overrides) if overrides else data
     given = copy.deepcopy(overrides) if overrides else {}
     names = dict(option_names or {})

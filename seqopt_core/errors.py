@@ -83,3 +83,7 @@ class StrategyBuildError(ConfigError):
         self.slot = slot
         self.name = name
         self.key = key
+
+
+class SynthesisError(SeqoptError):
+    """A segment could not be synthesized (after its retry and further splitting)."""

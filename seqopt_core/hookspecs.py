@@ -2,7 +2,7 @@
 
 Two kinds of hook:
 
-* **Registry hooks** (``seqopt_token_estimators`` ... ``seqopt_attention_backends``)
+* **Registry hooks** (``seqopt_token_estimators`` ... ``seqopt_engines``)
   are called once per plugin host, with no arguments, when the strategies of a
   slot are first needed. Each returns a list of small typed records
   (:class:`~seqopt_core.strategies.StrategySpec` subclasses). A strategy name
@@ -10,6 +10,8 @@ Two kinds of hook:
 * **Lifecycle hooks** (``seqopt_segment_planned`` ... ``seqopt_generation_finished``)
   are called as a text is planned and synthesized; observers such as monitors
   implement them. Their return values are ignored.
+* **The command hook** (``seqopt_register_commands``) adds subcommands to the
+  ``seqopt`` command line.
 
 Only :class:`seqopt_core.plugins.PluginHost` calls these hooks. Mark your
 implementations with :data:`seqopt_core.hookimpl` and register the module under
@@ -18,12 +20,15 @@ the ``seqopt`` entry-point group (see ``docs/plugin-guide.md``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pluggy
 
 from .strategies import (
     AttentionBackendSpec,
     ChunkPolicySpec,
     ContextPolicySpec,
+    EngineSpec,
     SegmentContextSpec,
     SentenceSplitterSpec,
     TokenEstimatorSpec,
@@ -190,12 +195,15 @@ def seqopt_segment_context_strategies() -> list[SegmentContextSpec]:
 
 @hookspec
 def seqopt_attention_backends() -> list[AttentionBackendSpec]:
-    """Offer attention backends: objects with ``attn_implementation`` and ``provides_alignment``.
+    """Offer attention backends: objects with ``attn_implementation``.
 
     Called once per plugin host, when the ``attention`` slot is first needed.
-    Return a list of :class:`~seqopt_core.strategies.AttentionBackendSpec`.
-    Use ``requires`` and ``check`` so that a backend the machine cannot run is
-    listed as disabled with its reason instead of failing.
+    Return a list of :class:`~seqopt_core.strategies.AttentionBackendSpec`; the
+    record declares what the backend can do (``provides_alignment``,
+    ``keeps_all_layers``, ``setup`` for a custom kernel). A backend that provides
+    alignment has ``aligned_heads`` too. Use ``requires`` and ``check`` so that a
+    backend the machine cannot run is listed as disabled with its reason instead
+    of failing.
 
     Example plugin::
 
@@ -203,7 +211,6 @@ def seqopt_attention_backends() -> list[AttentionBackendSpec]:
 
         class FlexAttention:
             attn_implementation = "flex_attention"
-            provides_alignment = False
 
             def __init__(self, options):
                 pass
@@ -214,6 +221,63 @@ def seqopt_attention_backends() -> list[AttentionBackendSpec]:
                 name="flex", factory=FlexAttention, requires=("torch",),
                 install="pip install torch>=2.5",
                 description="PyTorch flex attention, no alignment guard")]
+    """
+
+
+@hookspec
+def seqopt_engines() -> list[EngineSpec]:
+    """Offer speech engines: objects that implement :class:`seqopt_core.engine.Engine`.
+
+    Called once per plugin host, when the ``engine`` slot is first needed. Return
+    a list of :class:`~seqopt_core.strategies.EngineSpec`. The factory is called
+    with the engine's validated options (``[engine.options]``) and an
+    :class:`~seqopt_core.engine.EngineRuntime` (device, dtype); import the model
+    library inside it, so that listing engines never imports torch.
+
+    ``tests/sine_engine.py`` is a complete working engine.
+
+    Example plugin::
+
+        from pydantic import BaseModel
+        from seqopt_core import EngineSpec, hookimpl
+
+        class BeepOptions(BaseModel):
+            pitch_hz: float = 440.0
+
+        def load_beeps(options, runtime):
+            from my_beeps.engine import BeepEngine   # the heavy import, here
+
+            return BeepEngine(options, device=runtime.device)
+
+        @hookimpl
+        def seqopt_engines():
+            return [EngineSpec(name="beeps", factory=load_beeps, options=BeepOptions,
+                               requires=("my_beeps",), install="pip install my-beeps",
+                               batching=False, uses_attention=False,
+                               description="a beep per speech token")]
+    """
+
+
+@hookspec
+def seqopt_register_commands(cli: Any) -> None:
+    """Add subcommands to the ``seqopt`` command line.
+
+    ``cli`` is the root :class:`click.Group`; decorate new commands with
+    ``@cli.command()``. Called once when the command line starts, for every
+    loaded plugin. Import heavy libraries inside the command, not here.
+
+    Example plugin::
+
+        import click
+        from seqopt_core import hookimpl
+
+        @hookimpl
+        def seqopt_register_commands(cli):
+            @cli.command("hello")
+            @click.argument("name")
+            def hello(name):
+                \"\"\"Say hello.\"\"\"
+                click.echo(f"hello {name}")
     """
 
 
@@ -288,7 +352,11 @@ REGISTRY_HOOKS: tuple[str, ...] = (
     "seqopt_context_policies",
     "seqopt_segment_context_strategies",
     "seqopt_attention_backends",
+    "seqopt_engines",
 )
+
+#: Names of the hooks that extend the command line.
+COMMAND_HOOKS: tuple[str, ...] = ("seqopt_register_commands",)
 
 #: Names of the lifecycle (observer) hooks.
 LIFECYCLE_HOOKS: tuple[str, ...] = (

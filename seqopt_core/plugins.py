@@ -28,6 +28,7 @@ import pluggy
 from . import hookspecs
 from .errors import (
     DuplicateStrategyError,
+    EngineUnavailableError,
     PluginError,
     StrategyUnavailableError,
     UnknownStrategyError,
@@ -320,10 +321,42 @@ class PluginHost:
             )
         return info.spec.create(options)
 
+    def create_engine(self, name: str, options: Any = None, runtime: Any = None) -> Any:
+        """Load engine ``name`` with ``options`` on ``runtime`` (an
+        :class:`~seqopt_core.engine.EngineRuntime`: device and dtype).
+
+        An engine that cannot run here raises :class:`EngineUnavailableError`
+        (an ``ImportError`` too) with the reason and the install command.
+        """
+        info = self.strategy("engine", name)
+        if not info.enabled:
+            install = f" Install it with: {info.availability.install}" if info.availability.install else ""
+            raise EngineUnavailableError(
+                f"engine {name!r} is disabled: {info.availability.reason}.{install}")
+        return info.spec.create(options, runtime)
+
+    def preflight_engine(self, name: str, options: Any = None) -> None:
+        """Run engine ``name``'s ``preflight`` check of ``options`` (before a slow load)."""
+        spec = self.strategy("engine", name).spec
+        if spec.preflight is not None:
+            spec.preflight(spec.validated(options))
+
     @staticmethod
     def _check_slot(slot: str) -> None:
         if slot not in SLOTS:
             raise UnknownStrategyError(f"unknown slot {slot!r}; slots are: {', '.join(SLOTS)}")
+
+    # -- the command hook ----------------------------------------------------
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every loaded plugin add subcommands to ``cli`` (the ``seqopt`` group).
+        A plugin whose hook raises is marked ``error``; the others still register."""
+        for impl in self._pm.hook.seqopt_register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # a broken plugin must not break the command line
+                self._mark_error(impl.plugin_name, f"seqopt_register_commands() raised "
+                                                   f"{type(exc).__name__}: {exc}")
 
     # -- lifecycle hooks ---------------------------------------------------
 

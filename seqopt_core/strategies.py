@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .engine import Engine
 from .errors import ConfigError, OptionValueError, SeqoptError, StrategyBuildError
 from .types import Span
 from .validation import options_error
@@ -74,16 +75,18 @@ class SegmentContextStrategy(Protocol):
 
 @runtime_checkable
 class AttentionBackend(Protocol):
-    """How T3 computes attention, and whether it feeds the alignment guard.
+    """How the engine's transformer computes attention.
 
-    The engine (``seqopt[chatterbox]``) is the consumer; the records only need
-    the attributes below to be listed and validated without torch.
+    What the backend can do is declared by its record
+    (:class:`AttentionBackendSpec`: ``provides_alignment``, ``keeps_all_layers``,
+    ``setup``); the object only carries what its options decide. A backend whose
+    record declares ``provides_alignment`` must also have ``aligned_heads`` (the
+    (layer, head) pairs the alignment guard reads) and may have
+    ``repetition_run`` (default 2).
     """
 
     #: The ``attn_implementation`` handed to transformers ("eager", "sdpa", ...).
     attn_implementation: str
-    #: True when the backend produces the aligned heads' attention for the guard.
-    provides_alignment: bool
 
 
 # --- registry records ---------------------------------------------------------
@@ -163,25 +166,35 @@ class StrategySpec(Generic[T]):
                 return Availability(False, reason, self.install)
         return Availability(True)
 
+    def validated(self, options: BaseModel | dict[str, Any] | None = None) -> BaseModel:
+        """``options`` as an instance of this strategy's options model; bad options raise
+        :class:`~seqopt_core.errors.ConfigError` naming the strategy, each bad key and
+        every key it accepts (never a raw pydantic error)."""
+        if isinstance(options, self.options):
+            return options
+        if options is not None and not isinstance(options, (dict, BaseModel)):
+            raise ConfigError(f"options for {self.slot_key} {self.name!r} must be a dict of "
+                              f"option names to values, got {type(options).__name__}")
+        data = options.model_dump() if isinstance(options, BaseModel) else (options or {})
+        try:
+            return self.options.model_validate(data)
+        except ValidationError as exc:
+            raise options_error(self.slot_key, self.name, self.options, exc) from None
+
     def create(self, options: BaseModel | dict[str, Any] | None = None) -> T:
         """Validate ``options`` against this strategy's model and build the strategy.
 
-        Bad options raise :class:`~seqopt_core.errors.ConfigError` naming the
-        strategy, each bad key and every key it accepts (never a raw pydantic error);
-        options the factory itself refuses raise
+        Bad options raise :class:`~seqopt_core.errors.ConfigError` (see
+        :meth:`validated`); options the factory itself refuses raise
         :class:`~seqopt_core.errors.StrategyBuildError` (see the class docstring).
         """
-        if not isinstance(options, self.options):
-            if options is not None and not isinstance(options, (dict, BaseModel)):
-                raise ConfigError(f"options for {self.slot_key} {self.name!r} must be a dict of "
-                                  f"option names to values, got {type(options).__name__}")
-            data = options.model_dump() if isinstance(options, BaseModel) else (options or {})
-            try:
-                options = self.options.model_validate(data)
-            except ValidationError as exc:
-                raise options_error(self.slot_key, self.name, self.options, exc) from None
+        options = self.validated(options)
+        return self._build(lambda: self.factory(options), options)
+
+    def _build(self, build: Callable[[], T], options: BaseModel) -> T:
+        """``build()``, with the factory's refusals reported as the class docstring says."""
         try:
-            return self.factory(options)
+            return build()
         except OptionValueError as exc:
             key = exc.key
             where = f"{self.slot_key}.options.{key}: " if key else ""
@@ -238,16 +251,76 @@ class ContextPolicySpec(StrategySpec[ContextPolicy]):
     slot_key: ClassVar[str] = "context_policy"
 
 
+@dataclass(frozen=True)
 class SegmentContextSpec(StrategySpec[SegmentContextStrategy]):
-    """Registry record of a cross-segment context strategy (slot ``segment_context``)."""
+    """Registry record of a cross-segment context strategy (slot ``segment_context``).
+
+    ``independent_segments`` declares that the strategy never primes a segment
+    with earlier segments' tokens: the scheduler then asks it for each segment's
+    prompt with no history (``prompt_tokens([])``) and may generate segments in
+    any order, in batches. ``False`` (``speech_tail``) makes every segment wait
+    for the one before it.
+    """
 
     slot_key: ClassVar[str] = "segment_context"
 
+    independent_segments: bool = True
 
+
+@dataclass(frozen=True)
 class AttentionBackendSpec(StrategySpec[AttentionBackend]):
-    """Registry record of an attention backend (slot ``attention``)."""
+    """Registry record of an attention backend (slot ``attention``), with what it can do.
+
+    * ``provides_alignment``: the backend records the aligned heads' attention, so
+      the engine runs the alignment guard (the object then has ``aligned_heads``).
+    * ``keeps_all_layers``: it holds every layer's maps of the latest step (what
+      ``output_attentions=True`` costs; the stock eager path).
+    * ``setup``: called once before the engine first selects the backend's
+      ``attn_implementation``, to register a custom kernel with the model library
+      (import torch inside it, never at module level); ``None`` for built-in
+      implementations. Removal is the engine's: after each piece of model work it
+      puts the previous implementation back.
+    """
 
     slot_key: ClassVar[str] = "attention"
+
+    provides_alignment: bool = False
+    keeps_all_layers: bool = False
+    setup: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class EngineSpec(StrategySpec[Any]):
+    """Registry record of a speech engine (slot ``engine``).
+
+    ``factory(options, runtime)`` loads the model and returns an object that
+    implements :class:`seqopt_core.engine.Engine`; ``runtime`` is an
+    :class:`seqopt_core.engine.EngineRuntime` (device and dtype from
+    ``[synthesis]``). ``options`` is the engine's own settings model (the
+    ``[engine.options]`` table). Capabilities:
+
+    * ``batching``: several segments may share one token step (continuous
+      batching); ``False`` makes the scheduler run one segment at a time.
+    * ``uses_attention``: the engine honours the ``attention`` slot.
+    * ``preflight(options)``: checks the files and values the options name before
+      the (slow) model load, raising a :class:`~seqopt_core.errors.SeqoptError`
+      that says what is wrong; ``seqopt speak`` calls it first.
+    """
+
+    slot_key: ClassVar[str] = "engine"
+
+    cheap_to_build: bool = False
+    batching: bool = True
+    uses_attention: bool = True
+    preflight: Callable[[BaseModel], None] | None = None
+
+    def create(self, options: BaseModel | dict[str, Any] | None = None, runtime: Any = None) -> Any:
+        """Validate ``options`` and load the engine on ``runtime`` (default: auto, float32)."""
+        from .engine import EngineRuntime
+
+        options = self.validated(options)
+        runtime = runtime if runtime is not None else EngineRuntime()
+        return self._build(lambda: self.factory(options, runtime), options)
 
 
 @dataclass(frozen=True)
@@ -276,5 +349,6 @@ SLOTS: dict[str, Slot] = {
              SegmentContextStrategy, "cross-segment context strategies"),
         Slot("attention", "seqopt_attention_backends", AttentionBackendSpec, AttentionBackend,
              "attention backends"),
+        Slot("engine", "seqopt_engines", EngineSpec, Engine, "speech engines"),
     )
 }

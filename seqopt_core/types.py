@@ -107,7 +107,14 @@ class SegmentPlan:
 
 @dataclass(frozen=True, slots=True)
 class ChunkEvent:
-    """One chunk of audio left the engine."""
+    """One chunk of audio left the engine, and what it cost.
+
+    ``generate_seconds`` is the chunk's whole model time (``t3_seconds`` +
+    ``decode_seconds``); ``decode_seconds`` is the vocoder plus post-processing
+    (the watermark), ``s3gen_seconds`` the vocoder alone; ``queue_seconds`` is how
+    long its tokens waited, generated, before their decode began (a segment
+    generated ahead in a batch waits for the stream to reach it; 0 when streamed).
+    """
 
     segment_index: int
     chunk_index: int
@@ -116,6 +123,10 @@ class ChunkEvent:
     generate_seconds: float
     since_start_seconds: float
     is_first_audio: bool = False
+    t3_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    s3gen_seconds: float = 0.0
+    queue_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ BACKENDS = (ak.EAGER_MAPS, ak.SDPA_ALIGNED, "sdpa")
 
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint):
+    ak.register()  # seqopt's recording kernels, used here without a pipeline
     return load_checkpoint(tiny_checkpoint)
 
 
@@ -117,9 +118,9 @@ def _tokens(model, impl, alignment=None, n=30, seed=7):
     loop = SpeechTokenLoop(t3)
     gen = torch.Generator().manual_seed(seed)
     with attention_implementation(t3, impl):
-        tokens = list(loop.tokens(copy.deepcopy(model.conds.t3), text, sampling=SamplingOptions(),
-                                  limits=LengthLimits(n), generator=gen, alignment=alignment))
-    return tokens, loop.last_guard
+        result = loop.generate(copy.deepcopy(model.conds.t3), text, sampling=SamplingOptions(),
+                               limits=LengthLimits(n), generator=gen, alignment=alignment)
+    return list(result.tokens), result.alignment
 
 
 def test_sampled_tokens_match_across_backends(model):

@@ -18,21 +18,20 @@ import pytest
 import torch
 
 from seqopt_core import ConfigError, load_config
+from seqopt_core.errors import SynthesisError
+from seqopt_core.scheduler import BatchOutOfMemory, ramp_sizes
 from seqopt_plugins.chatterbox import attention_kernels as ak
-from seqopt_plugins.chatterbox import t3_batch
+from seqopt_plugins.chatterbox import t3_batch, t3_step
 from seqopt_plugins.chatterbox.checkpoint import load_checkpoint
-from seqopt_plugins.chatterbox.engine import SynthesisError, attention_implementation
-from seqopt_plugins.chatterbox.pipeline import Pipeline, independent_segments
+from seqopt_plugins.chatterbox.engine import attention_implementation
+from seqopt_plugins.chatterbox.pipeline import Pipeline
 from seqopt_plugins.chatterbox.t3_batch import (
     BatchedSpeechTokenLoop,
     BatchItem,
-    BatchOutOfMemory,
     auto_batch_size,
     is_out_of_memory,
     kv_cache_bytes_per_row,
     left_pad,
-    ordered_results,
-    ramp_sizes,
 )
 from seqopt_plugins.chatterbox.t3_stream import (
     AlignmentOptions,
@@ -58,6 +57,7 @@ CASES = [(SHORT, 30, None), (LONG, 8, None), (MEDIUM, 24, (0.0, 0.5)), (SHORT, 1
 
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint):
+    ak.register()  # seqopt's recording kernels, used here without a pipeline
     return load_checkpoint(tiny_checkpoint)
 
 
@@ -70,11 +70,11 @@ def _text(model, text):
 def _alone(model, impl, alignment, text, limit, guard, seed):
     loop = SpeechTokenLoop(model.t3)
     with attention_implementation(model.t3, impl):
-        tokens = list(loop.tokens(copy.deepcopy(model.conds.t3), _text(model, text),
-                                  sampling=SamplingOptions(), limits=LengthLimits(limit),
-                                  generator=torch.Generator().manual_seed(seed),
-                                  alignment=alignment, length_guard=guard))
-    return tokens, loop.last_guard
+        result = loop.generate(copy.deepcopy(model.conds.t3), _text(model, text),
+                               sampling=SamplingOptions(), limits=LengthLimits(limit),
+                               generator=torch.Generator().manual_seed(seed),
+                               alignment=alignment, length_guard=guard)
+    return list(result.tokens), result.alignment
 
 
 @pytest.mark.parametrize("impl", ["sdpa", ak.EAGER_MAPS, ak.SDPA_ALIGNED])
@@ -83,7 +83,7 @@ def test_batched_tokens_equal_each_segment_alone(model, impl, monkeypatch):
     assert min(lengths) <= 5 and max(lengths) >= 90  # very different prefills
     alignment = None if impl == "sdpa" else AlignmentOptions()
     trims = []
-    real_trim = t3_batch._trim_common_padding
+    real_trim = t3_step._trim_common_padding
 
     def spy(past, mask, rows):
         before = mask.size(1)
@@ -91,23 +91,24 @@ def test_batched_tokens_equal_each_segment_alone(model, impl, monkeypatch):
         trims.append(before - out.size(1))
         return out
 
-    monkeypatch.setattr(t3_batch, "_trim_common_padding", spy)
+    monkeypatch.setattr(t3_step, "_trim_common_padding", spy)
     items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(limit),
                        torch.Generator().manual_seed(seed), guard)
              for seed, (text, limit, guard) in enumerate(CASES)]
     with attention_implementation(model.t3, impl):
         batched = BatchedSpeechTokenLoop(model.t3).generate(items, sampling=SamplingOptions(),
                                                             alignment=alignment)
+    batch_trims = list(trims)  # the batch's own (each segment alone runs the same step code)
     for seed, ((text, limit, guard), row) in enumerate(zip(CASES, batched)):
         tokens, solo_guard = _alone(model, impl, alignment, text, limit, guard, seed)
-        assert row.tokens == tokens, (impl, seed)
+        assert list(row.tokens) == tokens, (impl, seed)
         if alignment is not None:  # each row has its own guard, fed its own unpadded maps
-            assert row.guard is not None and row.guard.decisions == solo_guard.decisions
-            assert len(row.guard.decisions) == len(tokens) + (row.stopped_by != "length_limit")
+            assert row.alignment is not None and row.alignment.decisions == solo_guard.decisions
+            assert len(row.alignment.decisions) == len(tokens) + (row.stopped_by != "length_limit")
     assert [r.stopped_by for r in batched][:2] == ["length_limit", "length_limit"]
     assert len(batched[1].tokens) == 8 and len(batched[0].tokens) == 30
     assert batched[2].stopped_by in ("stop_token", "alignment_guard") and len(batched[2].tokens) < 24
-    assert max(trims) > 0  # the long row left: the padding nobody needs was cut off
+    assert max(batch_trims) > 0  # the long row left: the padding nobody needs was cut off
 
 
 @pytest.mark.parametrize("impl", ["sdpa", ak.SDPA_ALIGNED])
@@ -117,30 +118,31 @@ def test_continuous_batching_equals_each_segment_alone(model, impl, monkeypatch)
     cases = CASES + [(LONG, 12, None), (MEDIUM, 5, None)]
     alignment = None if impl == "sdpa" else AlignmentOptions()
     passes = []
-    real = t3_batch._Stepper._forward
+    real = t3_step.T3Batch._forward
 
     def forward(self, inputs, mask, positions, past, rows):
         passes.append(("prefill" if inputs.size(1) > 1 else "decode", rows, past.get_seq_length()))
         return real(self, inputs, mask, positions, past, rows)
 
-    monkeypatch.setattr(t3_batch._Stepper, "_forward", forward)
+    monkeypatch.setattr(t3_step.T3Batch, "_forward", forward)
     items = [BatchItem(copy.deepcopy(model.conds.t3), _text(model, text), LengthLimits(limit),
                        torch.Generator().manual_seed(seed), guard)
              for seed, (text, limit, guard) in enumerate(cases)]
     with attention_implementation(model.t3, impl):
         batched = BatchedSpeechTokenLoop(model.t3).generate(items, sampling=SamplingOptions(),
                                                             alignment=alignment, max_active=2)
+    batch_passes = list(passes)  # the batch's own (each segment alone runs the same step code)
     for seed, ((text, limit, guard), row) in enumerate(zip(cases, batched)):
         tokens, solo_guard = _alone(model, impl, alignment, text, limit, guard, seed)
-        assert row.tokens == tokens, (impl, seed)
+        assert list(row.tokens) == tokens, (impl, seed)
         if alignment is not None:
-            assert row.guard.decisions == solo_guard.decisions
-        assert row.seconds > 0
-    assert max(rows for kind, rows, _ in passes if kind == "decode") == 2
-    prefills = [i for i, (kind, _, _) in enumerate(passes) if kind == "prefill"]
+            assert row.alignment.decisions == solo_guard.decisions
+        assert row.t3_seconds > 0
+    assert max(rows for kind, rows, _ in batch_passes if kind == "decode") == 2
+    prefills = [i for i, (kind, _, _) in enumerate(batch_passes) if kind == "prefill"]
     assert len(prefills) >= 4  # 2 at the start, then one per replacement
     # a replacement joined while another segment was mid-way: decoding resumed at two rows
-    assert any(passes[i + 1][0] == "decode" and passes[i + 1][1] == 2 for i in prefills[1:])
+    assert any(batch_passes[i + 1][0] == "decode" and batch_passes[i + 1][1] == 2 for i in prefills[1:])
 
 
 def test_max_active_must_be_positive(model):
@@ -180,56 +182,7 @@ def test_closing_the_batched_loop_early_frees_the_cache(model):
     assert not [o for o in gc.get_objects() if issubclass(type(o), Cache)]
 
 
-# -- batch sizes and out-of-memory shrinking (pure) ----------------------------------------
-
-
-def _fake_run(calls, fail_above=None, fail_after=0):
-    """A continuous-batching stand-in: records its items and widths, yields results
-    out of order (each pair swapped), and runs out of memory after ``fail_after``
-    results while wider than ``fail_above``."""
-
-    def run(items, width):
-        calls.append((list(items), width))
-        order = [j ^ 1 for j in range(len(items)) if j ^ 1 < len(items)]
-        order += [j for j in range(len(items)) if j not in order]
-        for n, j in enumerate(order):
-            now = width(n) if callable(width) else width
-            if fail_above is not None and now > fail_above and n >= fail_after:
-                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            yield j, items[j] * 10
-
-    return run
-
-
-def test_ordered_results_come_in_item_order_and_halve_on_out_of_memory():
-    calls, shrunk = [], []
-    out = list(ordered_results(list(range(7)), 4, _fake_run(calls, fail_above=2, fail_after=3),
-                               on_shrink=lambda w, e: shrunk.append(w)))
-    assert out == [(x, x * 10) for x in range(7)]  # in order, nothing lost or repeated
-    assert shrunk == [2] and [w for _, w in calls] == [4, 2]
-    # the second run gets only the items without a result: 1, 0 and 3 came back before the
-    # error (3 ahead of 2, so it waited), 2 did not
-    assert calls[0][0] == list(range(7)) and calls[1][0] == [2, 4, 5, 6]
-
-
-def test_ordered_results_ramp_and_errors():
-    calls = []
-    out = list(ordered_results(list(range(20)), 8, _fake_run(calls), ramp=ramp_sizes(8)))
-    assert [x for x, _ in out] == list(range(20))
-    width = calls[0][1]
-    assert [width(k) for k in range(5)] == [2, 4, 8, 8, 8] and ramp_sizes(3)(10) == 3
-
-    def broken(items, width):
-        raise ValueError("not memory")
-        yield
-
-    with pytest.raises(ValueError, match="not memory"):
-        list(ordered_results([1, 2], 2, broken))
-    with pytest.raises(BatchOutOfMemory) as err:
-        list(ordered_results(["a", "b"], 2, _fake_run([], fail_above=0)))
-    assert err.value.item == "a"
-    with pytest.raises(ValueError, match="at least 1"):
-        list(ordered_results([1], 0, broken))
+# -- batch sizes (pure) -------------------------------------------------------------------
 
 
 def test_out_of_memory_detection():
@@ -277,10 +230,11 @@ TEXT = ("One. The second sentence is quite a lot longer than the first one was. 
 
 
 def make_pipeline(checkpoint, engine=None, **synthesis) -> Pipeline:
-    settings = {"checkpoint": str(checkpoint), "watermark": False,
-                "benchmark_tokens_per_text_token": 0.4, "seed": 5, **synthesis}
+    options = {"checkpoint": str(checkpoint), "watermark": False,
+               "benchmark_tokens_per_text_token": 0.4}
     return Pipeline.from_config(profile="rtx4090", engine=engine, overrides={
-        "synthesis": settings, "planner": {"target_tokens": 12, "max_tokens": 20}})
+        "engine": {"options": options}, "synthesis": {"seed": 5, **synthesis},
+        "planner": {"target_tokens": 12, "max_tokens": 20}})
 
 
 @pytest.fixture(scope="module")
@@ -300,37 +254,90 @@ def sequential_audio(sequential):
         torch.set_num_threads(before)
 
 
-def _spy(pipeline, monkeypatch):
-    """Record which segments went through the batched and the sequential paths."""
-    calls = []
+class RecordedBatch:
+    """One batch the engine opened for the scheduler, and what each of its steps held.
+
+    A segment streamed alone is a batch that only that segment ever joins
+    (``kind == "alone"``); the shared batch of segments generated ahead is joined
+    by several (``"batch"``). ``fault(batch, joining, width)`` may raise instead of
+    running a step (before the engine sees it)."""
+
+    def __init__(self, batch, log, fault):
+        self.batch, self.log, self.fault = batch, log, fault
+        self.joined: list[int] = []  # segment indexes, in the order they joined
+        self.widths: list[int] = []  # segments in each step: rows in flight + joining
+        self.ended: list[int] = []  # segments this batch had finished before each step
+        self.finished: list[int] = []  # segment indexes, in the order they finished
+        self.passes: list[tuple[str, int]] = []  # T3's forward passes: (prefill|decode, rows)
+
+    @property
+    def kind(self) -> str:
+        return "alone" if len(self.joined) == 1 else "batch"
+
+    @property
+    def rows(self) -> int:
+        return self.batch.rows
+
+    def step(self, joining=()):
+        width = self.batch.rows + len(joining)
+        self.joined += [job.segment.index for job in joining]
+        self.widths.append(width)
+        self.ended.append(len(self.finished))
+        if self.fault is not None:
+            self.fault(self, joining, width)
+        self.log.current = self
+        try:
+            steps = self.batch.step(joining)
+        finally:
+            self.log.current = None
+        self.finished += [s.job.segment.index for s in steps if s.finished is not None]
+        return steps
+
+    def close(self):
+        self.batch.close()
+
+
+class BatchLog:
+    """Every batch ``pipeline.engine.open_batch`` hands the scheduler, in order."""
+
+    def __init__(self):
+        self.batches: list[RecordedBatch] = []
+        self.current: RecordedBatch | None = None
+
+    @property
+    def finished(self) -> int:
+        return sum(len(b.finished) for b in self.batches)
+
+    def summary(self):
+        return [(b.kind, b.joined, max(b.widths)) for b in self.batches]
+
+
+def _record(pipeline, monkeypatch, fault=None) -> BatchLog:
+    """Record (and with ``fault``, break) the batches the engine opens and T3's passes."""
+    log = BatchLog()
     engine = pipeline.engine
-    batch, alone = engine.generate_stream, engine.segment_chunks
+    real_open = engine.open_batch
 
-    def generate_stream(segments, **kw):
-        calls.append(("batch", [s.index for s in segments], kw["max_active"]))
-        return batch(segments, **kw)
+    def open_batch(attention=None):
+        batch = RecordedBatch(real_open(attention), log, fault)
+        log.batches.append(batch)
+        return batch
 
-    def segment_chunks(segment, **kw):
-        calls.append(("alone", [segment.index], None))
-        return alone(segment, **kw)
-
-    monkeypatch.setattr(engine, "generate_stream", generate_stream)
-    monkeypatch.setattr(engine, "segment_chunks", segment_chunks)
-    return calls
-
-
-def _widths(pipeline, monkeypatch):
-    """Record how many segments each of T3's forward passes held."""
-    widths = []
-    real = t3_batch._Stepper._forward
+    real_forward = t3_step.T3Batch._forward
 
     def forward(self, inputs, mask, positions, past, rows):
-        if inputs.size(1) == 1:  # decode steps
-            widths.append(rows)
-        return real(self, inputs, mask, positions, past, rows)
+        if log.current is not None:
+            log.current.passes.append(("prefill" if inputs.size(1) > 1 else "decode", rows))
+        return real_forward(self, inputs, mask, positions, past, rows)
 
-    monkeypatch.setattr(t3_batch._Stepper, "_forward", forward)
-    return widths
+    monkeypatch.setattr(engine, "open_batch", open_batch)
+    monkeypatch.setattr(t3_step.T3Batch, "_forward", forward)
+    return log
+
+
+def _decode_rows(batch: RecordedBatch) -> list[int]:
+    """How many segments each of T3's decode passes held in ``batch``."""
+    return [rows for kind, rows in batch.passes if kind == "decode"]
 
 
 def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
@@ -338,11 +345,12 @@ def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
     plan = pipe.planner.plan(TEXT)
     assert len(plan) >= 6 and pipe.batching(plan) == 4
-    calls = _spy(pipe, monkeypatch)
-    widths = _widths(pipe, monkeypatch)
+    log = _record(pipe, monkeypatch)
     result = pipe.synthesize(TEXT)
     # no look-ahead: one continuous generation, 4 segments at a time from the start
-    assert calls == [("batch", list(range(len(plan))), 4)]
+    assert log.summary() == [("batch", list(range(len(plan))), 4)]
+    assert log.batches[0].widths[0] == 4
+    widths = _decode_rows(log.batches[0])
     assert max(widths) == 4 and widths.count(4) > 1  # segments joined as others ended
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)
     batched = result.metrics
@@ -356,16 +364,20 @@ def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
 def test_lookahead_streams_the_first_segment_alone_then_ramps_batches(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
-    calls = _spy(pipe, monkeypatch)
+    log = _record(pipe, monkeypatch)
     stream = pipe.stream(TEXT)
     first = next(stream)
-    assert first.segment.index == 0 and calls == [("alone", [0], None)]  # nothing batched yet
-    widths = _widths(pipe, monkeypatch)
+    assert first.segment.index == 0
+    assert [(b.kind, b.joined) for b in log.batches] == [("alone", [0])]  # nothing batched yet
     chunks = [first, *stream]
     n = len(pipe.planner.plan(TEXT))
-    (kind, ids, width), = calls[1:]
-    assert kind == "batch" and ids == list(range(1, n))
-    assert [width(k) for k in range(4)] == [2, 4, 4, 4]  # the ramp
+    ahead, = log.batches[1:]
+    assert ahead.kind == "batch" and ahead.joined == list(range(1, n))
+    ramp = ramp_sizes(4)
+    assert [ramp(k) for k in range(4)] == [2, 4, 4, 4]  # the ramp
+    # each step of the batch held at most what the ramp allows for the segments ended so far
+    assert all(w <= ramp(k) for w, k in zip(ahead.widths, ahead.ended))
+    widths = _decode_rows(ahead)
     assert widths[0] == 2 and max(widths) == 4
     seen = [c.segment.index for c in chunks]
     assert seen == sorted(seen) and set(seen) == set(range(n))
@@ -375,21 +387,22 @@ def test_lookahead_streams_the_first_segment_alone_then_ramps_batches(
 def test_a_batch_that_runs_out_of_memory_is_retried_smaller(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)
-    sizes = []
-    real = pipe.engine.generate_stream
 
-    def flaky(segments, *, max_active, **kw):
-        sizes.append((len(segments), max_active))
-        for n, (i, result) in enumerate(real(segments, max_active=max_active, **kw)):
-            if max_active > 2 and n == 1:  # the second result never comes
-                raise RuntimeError("simulated allocation failure")
-            yield i, result
+    def flaky(batch, joining, width):
+        if width > 2 and log.finished >= 1:  # the second result never comes
+            raise RuntimeError("simulated allocation failure")
 
-    monkeypatch.setattr(pipe.engine, "generate_stream", flaky)
-    pipe.is_out_of_memory = lambda exc: "simulated allocation failure" in str(exc)
+    log = _record(pipe, monkeypatch, flaky)
+    monkeypatch.setattr(pipe.engine, "is_out_of_memory",
+                        lambda exc: "simulated allocation failure" in str(exc))
     result = pipe.synthesize(TEXT)
     n = len(pipe.planner.plan(TEXT))
-    assert sizes == [(n, 4), (n - 1, 2)]  # the finished segment is kept, the rest restart narrower
+    first, again = log.batches  # one restart
+    assert first.joined[:4] == [0, 1, 2, 3] and max(first.widths) == 4
+    # the finished segment is kept, the rest restart narrower, each once
+    assert len(first.finished) == 1
+    assert again.joined == [i for i in range(n) if i not in first.finished]
+    assert max(again.widths) == 2 and sorted(first.finished + again.finished) == list(range(n))
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)  # nothing lost
     assert result.metrics.generation.completed
 
@@ -397,37 +410,117 @@ def test_a_batch_that_runs_out_of_memory_is_retried_smaller(
 def test_out_of_memory_with_one_segment_names_the_segment(sequential, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=2)
 
-    def always(segments, **kw):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        yield
+    def always(batch, joining, width):  # every batch of the segments generated ahead
+        if any(job.segment.index > 0 for job in joining):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(pipe.engine, "generate_stream", always)
+    log = _record(pipe, monkeypatch, always)
     with pytest.raises(SynthesisError, match=r"segment 1 \('The second'\) ran out of memory even in a batch of one"):
         list(pipe.stream(TEXT))
     assert pipe.last_metrics.generation.completed is False
     assert [s.segment.index for s in pipe.last_metrics.segments] == [0]
+    # segment 0 streamed alone, then the look-ahead batch halved down to one segment
+    assert [(b.joined[0], max(b.widths)) for b in log.batches] == [(0, 1), (1, 2), (1, 1)]
 
 
 def test_a_batch_failing_otherwise_falls_back_to_one_at_a_time(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=8)
-    calls = _spy(pipe, monkeypatch)
-    monkeypatch.setattr(pipe.engine, "_batch_loop", None)  # generate_stream now fails
+
+    def broken(batch, joining, width):  # batched generation fails, not for memory
+        if width > 1:
+            raise TypeError("'NoneType' object is not callable (simulated)")
+
+    log = _record(pipe, monkeypatch, broken)
     with pytest.warns(RuntimeWarning, match="generating them one at a time"):
         result = pipe.synthesize(TEXT)
     n = len(pipe.planner.plan(TEXT))
-    assert [ids for kind, ids, _ in calls if kind == "alone"] == [[i] for i in range(n)]
+    assert log.batches[0].kind == "batch" and log.batches[0].finished == []
+    assert [b.joined for b in log.batches if b.kind == "alone"] == [[i] for i in range(n)]
     np.testing.assert_array_equal(result.audio, sequential_audio.audio)
+
+
+# -- the scheduler's batches: order, out-of-memory halving, other errors -------------------------
+
+
+def test_scheduler_results_come_in_order_and_width_halves_on_out_of_memory(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    """The shared batch runs out of memory once it has four results while wider than four:
+    the rows without a result start again at half the width, which never grows back."""
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=8)
+
+    def oom(batch, joining, width):
+        if width > 4 and log.finished >= 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    log = _record(pipe, monkeypatch, oom)  # the engine's own is_out_of_memory recognises it
+    result = pipe.synthesize(TEXT)
+    n = len(pipe.planner.plan(TEXT))
+    # in order, nothing lost or repeated
+    assert [s.segment.index for s in result.metrics.segments] == list(range(n))
+    np.testing.assert_array_equal(result.audio, sequential_audio.audio)
+    first, second = log.batches  # halved once
+    assert max(first.widths) == 8 and first.widths[-1] == 8 and max(second.widths) == 4  # 8, then 4 for good
+    # the results that came back before the error are kept, also those that came back
+    # ahead of an earlier segment still generating (they waited for it: 0, 1, 2 and 5
+    # came back, 3 and 4 did not); the second batch gets only the segments without one
+    assert len(first.finished) == 4 and sorted(first.finished) != list(range(4))
+    assert second.joined == [i for i in range(n) if i not in first.finished]
+    assert sorted(first.finished + second.finished) == list(range(n))
+
+
+def test_scheduler_ramp_and_errors(sequential, sequential_audio, tiny_checkpoint, monkeypatch):
+    ramp = ramp_sizes(8)
+    assert [ramp(k) for k in range(5)] == [2, 4, 8, 8, 8] and ramp_sizes(3)(10) == 3
+
+    # a failure other than memory: the results already back are kept, the rest go one at a time
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=8)
+
+    def broken(batch, joining, width):
+        if width > 1 and log.finished >= 2:
+            raise ValueError("not memory")
+
+    log = _record(pipe, monkeypatch, broken)
+    with pytest.warns(RuntimeWarning, match=r"failed \(ValueError: not memory\); generating them one at a time"):
+        result = pipe.synthesize(TEXT)
+    n = len(pipe.planner.plan(TEXT))
+    shared, *alone = log.batches
+    assert shared.kind == "batch" and 2 <= len(shared.finished) < n
+    assert all(b.kind == "alone" for b in alone)
+    assert [b.joined[0] for b in alone] == [i for i in range(n) if i not in shared.finished]
+    assert [s.segment.index for s in result.metrics.segments] == list(range(n))
+    np.testing.assert_array_equal(result.audio, sequential_audio.audio)
+
+    # out of memory even with one segment: the first segment waiting is the one named
+    monkeypatch.undo()
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=2)
+
+    def always(batch, joining, width):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    log = _record(pipe, monkeypatch, always)
+    with pytest.raises(SynthesisError, match=r"segment 0 .*ran out of memory even in a batch of one") as err:
+        pipe.synthesize(TEXT)
+    assert isinstance(err.value.__context__, BatchOutOfMemory)
+    assert err.value.__context__.job.segment.index == 0
+    assert isinstance(err.value.__cause__, torch.cuda.OutOfMemoryError)
+    assert [max(b.widths) for b in log.batches] == [2, 1]
+
+    # a batch holds at least one segment
+    with pytest.raises(ConfigError, match="batch_size must be 'auto' or a whole number"):
+        make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=0)
 
 
 def test_speech_tail_falls_back_to_sequential(tiny_checkpoint, sequential):
     pipe = Pipeline.from_config(profile="rtx4090", engine=sequential.engine, overrides={
-        "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False, "batch_size": 8,
-                      "benchmark_tokens_per_text_token": 0.4, "seed": 5},
+        "engine": {"options": {"checkpoint": str(tiny_checkpoint), "watermark": False,
+                               "benchmark_tokens_per_text_token": 0.4}},
+        "synthesis": {"batch_size": 8, "seed": 5},
         "planner": {"target_tokens": 12, "max_tokens": 20},
         "segment_context": {"name": "speech_tail"}})
-    assert not independent_segments(pipe.segment_context)
-    assert independent_segments(sequential.segment_context)
+    default = load_config(profile="rtx4090").config.segment_context.name
+    assert not pipe.host.strategy("segment_context", "speech_tail").spec.independent_segments
+    assert sequential.host.strategy("segment_context", default).spec.independent_segments
     assert pipe.batching(pipe.planner.plan(TEXT)) == 1
 
 

@@ -116,7 +116,7 @@ def test_plugins_lists_every_slot(run):
     result = run("plugins", "--json")
     data = json.loads(result.output)
     assert set(data["strategies"]) == {"estimator", "splitter", "chunk_policy", "context_policy",
-                                       "segment_context", "attention"}
+                                       "segment_context", "attention", "engine"}
     # every built-in strategy can run here, except FlashAttention without CUDA/flash-attn
     for slot in data["strategies"].values():
         for s in slot:
@@ -153,7 +153,7 @@ def test_config_show_round_trips(run, tmp_path):
     # the same pipeline: every slot's strategy with the same options in effect
     assert resolve_config(again, plugin_host(again)) == resolve_config(default, plugin_host(default))
     strip = {slot: {"options"} for slot in ("estimator", "splitter", "chunk_policy", "context_policy",
-                                             "segment_context", "attention")}
+                                             "segment_context", "attention", "engine")}
     assert again.config.model_dump(exclude=strip) == default.config.model_dump(exclude=strip)
 
 

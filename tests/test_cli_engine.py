@@ -40,7 +40,7 @@ def test_speak_writes_a_playable_wav_and_metrics(run, tmp_path, tiny_checkpoint)
                     + "\n\nGoodbye now.", encoding="utf-8")
     wav_path, metrics_path = tmp_path / "out.wav", tmp_path / "metrics.json"
     config = tmp_path / "fast.toml"  # benchmark mode: random weights never stop on their own
-    config.write_text('extends = "rtx4090"\n[synthesis]\nbenchmark_tokens_per_text_token = 0.5\n')
+    config.write_text('extends = "rtx4090"\n[engine.options]\nbenchmark_tokens_per_text_token = 0.5\n')
     result = run("speak", "-f", str(text), "-o", str(wav_path), "--checkpoint", str(tiny_checkpoint),
                  "--seed", "1", "--metrics", str(metrics_path), "--config", str(config))
     assert result.exit_code == 0, result.output

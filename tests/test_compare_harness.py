@@ -338,6 +338,8 @@ def test_tiny_comparison_report(tiny_comparison, tmp_path):
     assert "# seqopt compare: baseline vs rtx4090" in md and "len-140" in md
     data = json.loads(written["json"].read_text())
     assert data["environment"]["device"] == "cpu" and data["settings"]["repeats"] == 2
+    assert data["settings"]["checkpoint"]["scale"] == "tiny" and data["settings"]["checkpoint"]["random_weights"]
+    assert [c["benchmark_tokens_per_text_token"] for c in data["contenders"]] == [1.0, 1.0]
     assert data["ratios"]["len-140"]["rtx4090"]["rtf"]["n"] == 2
 
 
@@ -346,6 +348,11 @@ def test_configurations_must_share_the_model(tmp_path, tiny_checkpoint):
     other.write_text('extends = "rtx4090"\n[synthesis]\ndtype = "bfloat16"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="synthesis.dtype.*make them equal"):
         ComparisonRunner(contenders_from(["baseline"], [other]), checkpoint=str(tiny_checkpoint))
+    # the engine's own settings that decide what is loaded: its voice, its exaggeration
+    louder = tmp_path / "louder.toml"
+    louder.write_text('extends = "rtx4090"\n[engine.options]\nexaggeration = 0.9\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="engine.options.exaggeration = 0.5.*0.9.*make them equal"):
+        ComparisonRunner(contenders_from(["baseline"], [louder]), checkpoint=str(tiny_checkpoint))
 
 
 # --- the command ---------------------------------------------------------------------

@@ -25,7 +25,8 @@ def test_builtin_profiles_load_and_resolve(seqopt_host):
         loaded = load_config(profile=name)
         resolved = resolve_config(loaded, seqopt_host)
         assert set(resolved) == {"estimator", "splitter", "chunk_policy", "context_policy",
-                                 "segment_context", "attention"}
+                                 "segment_context", "attention", "engine"}
+        assert resolved["engine"].name == "chatterbox"
 
 
 def test_baseline_reproduces_chatterbox_streaming():
@@ -150,3 +151,32 @@ def test_merge_config_does_not_mutate_inputs():
     assert merged["splitter"]["options"] == {"a": 1, "b": 2}
     assert merged["planner"] == {"target_tokens": 1, "max_tokens": 5}
     assert base["splitter"]["options"] == {"a": 1} and "max_tokens" not in base["planner"]
+
+
+def test_old_synthesis_spelling_of_engine_settings_moves_to_engine_options(tmp_path):
+    """``synthesis.voice`` and friends were the Chatterbox engine's settings before the
+    engine became a slot: a file that still spells them so works, with a DeprecationWarning
+    naming the new key, and the moved values are checked by the engine's options model."""
+    path = write(tmp_path, "old.toml", 'extends = "rtx4090"\n[synthesis]\n'
+                 'voice = "me.wav"\nmax_new_tokens = 300\nseed = 3\n')
+    with pytest.warns(DeprecationWarning) as caught:
+        loaded = load_config(path)
+    message = " ".join(str(w.message) for w in caught if issubclass(w.category, DeprecationWarning))
+    assert str(path) in message and "engine.options.voice" in message and "max_new_tokens" in message
+    c = loaded.config
+    assert c.engine.name == "chatterbox"
+    assert c.engine.options == {"voice": "me.wav", "max_new_tokens": 300}
+    assert c.synthesis.seed == 3 and "voice" not in c.synthesis.model_dump()
+
+    one = write(tmp_path, "one.toml", 'extends = "rtx4090"\n[synthesis]\nmax_new_tokens = 300\n')
+    with pytest.warns(DeprecationWarning, match=r"engine\.options\.max_new_tokens"):
+        assert load_config(one).config.engine.options == {"max_new_tokens": 300}
+
+    # a value moved from [synthesis] is still validated, under its new name
+    bad = write(tmp_path, "bad.toml", 'extends = "rtx4090"\n[synthesis]\ntemperature = 0\n')
+    with pytest.warns(DeprecationWarning, match=r"engine\.options\.temperature"):
+        with pytest.raises(ConfigError) as err:
+            load_config(bad)
+    msg = str(err.value)
+    assert str(bad) in msg
+    assert "engine.options.temperature: must be a finite number above 0 and at most 5, got 0" in msg

@@ -16,13 +16,13 @@ from seqopt_core import ConfigError, PluginHost, load_config
 from seqopt_core.config import (
     MAX_CONFIG_DEPTH,
     MAX_SEED,
-    LengthGuardConfig,
     PlannerConfig,
     SynthesisConfig,
     build_loaded_config,
     read_config_file,
 )
 from seqopt_core.validation import MAX_ERROR_LINES
+from seqopt_plugins.chatterbox.options import ChatterboxOptions, LengthGuardConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,17 @@ def synthesis_error(tmp_path, table: str) -> str:
     return msg
 
 
-# --- point 4: [synthesis] ranges ------------------------------------------------------
+def engine_error(tmp_path, table: str) -> str:
+    """The refusal of ``table`` in ``[engine.options]`` (checked by the engine's options model)."""
+    path = write(tmp_path, "c.toml", f'extends = "rtx4090"\n[engine.options]\n{table}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    return msg
+
+
+# --- point 4: [synthesis] and [engine.options] ranges ------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", ["-1", "10001", "1e9", "inf", "-inf", "nan"])
@@ -68,7 +78,7 @@ def test_largest_seed_keeps_the_vocoder_seed_within_64_bits():
     # seeds torch with that * 1_000_003 + chunk; torch takes seeds below 2**64.
     engine = (REPO / "plugins" / "chatterbox" / "engine.py").read_text(encoding="utf-8")
     vocoder = (REPO / "plugins" / "chatterbox" / "vocoder.py").read_text(encoding="utf-8")
-    assert "seed * 7919 + segment.index" in engine, "update MAX_SEED with the engine's formula"
+    assert "seed * 7919 + job.segment.index" in engine, "update MAX_SEED with the engine's formula"
     assert "self.seed * 1_000_003 + self._calls" in vocoder, "update MAX_SEED with the vocoder's"
     segments = chunks = 10**12
     assert (MAX_SEED * 7919 + segments) * 1_000_003 + chunks < 2**64
@@ -86,29 +96,29 @@ def test_largest_seed_is_accepted_by_torch():
 @pytest.mark.parametrize("key", ["speech_tokens_per_text_token", "benchmark_tokens_per_text_token"])
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-2", "65"])
 def test_tokens_per_text_token_ratios_are_bounded(tmp_path, key, value):
-    msg = synthesis_error(tmp_path, f"{key} = {value}")
-    assert (f"synthesis.{key}: must be a finite number above 0 and at most 64 "
+    msg = engine_error(tmp_path, f"{key} = {value}")
+    assert (f"engine.options.{key}: must be a finite number above 0 and at most 64 "
             "(speech tokens per text token)") in msg
 
 
 def test_length_guard_min_above_max_is_refused(tmp_path):
-    msg = synthesis_error(tmp_path, "length_guard = { min_ratio = 9.0, max_ratio = 2.0 }")
-    assert "synthesis.length_guard: min_ratio (9) must not exceed max_ratio (2)" in msg
+    msg = engine_error(tmp_path, "length_guard = { min_ratio = 9.0, max_ratio = 2.0 }")
+    assert "engine.options.length_guard: min_ratio (9) must not exceed max_ratio (2)" in msg
     assert LengthGuardConfig(min_ratio=3, max_ratio=3).max_ratio == 3
 
 
 @pytest.mark.parametrize("table, key", [
-    ("length_guard = { max_ratio = inf }", "synthesis.length_guard.max_ratio"),
-    ("length_guard = { min_ratio = nan }", "synthesis.length_guard.min_ratio"),
-    ("temperature = inf", "synthesis.temperature"),
-    ("cfg_weight = inf", "synthesis.cfg_weight"),
-    ("repetition_penalty = 1e308", "synthesis.repetition_penalty"),
+    ("length_guard = { max_ratio = inf }", "engine.options.length_guard.max_ratio"),
+    ("length_guard = { min_ratio = nan }", "engine.options.length_guard.min_ratio"),
+    ("temperature = inf", "engine.options.temperature"),
+    ("cfg_weight = inf", "engine.options.cfg_weight"),
+    ("repetition_penalty = 1e308", "engine.options.repetition_penalty"),
     ("crossfade_ms = nan", "synthesis.crossfade_ms"),
-    ("exaggeration = nan", "synthesis.exaggeration"),
-    ("max_new_tokens = 5000", "synthesis.max_new_tokens"),
+    ("exaggeration = nan", "engine.options.exaggeration"),
+    ("max_new_tokens = 5000", "engine.options.max_new_tokens"),
 ])
 def test_other_synthesis_numbers_name_key_and_range(tmp_path, table, key):
-    msg = synthesis_error(tmp_path, table)
+    msg = (synthesis_error if key.startswith("synthesis.") else engine_error)(tmp_path, table)
     line = next(line for line in msg.splitlines() if line.strip().startswith(key + ":"))
     assert "must be a " in line and (" from " in line or " above " in line), line
 
@@ -121,7 +131,7 @@ def _float_fields(model):
             yield name
 
 
-@pytest.mark.parametrize("model", [SynthesisConfig, LengthGuardConfig, PlannerConfig])
+@pytest.mark.parametrize("model", [SynthesisConfig, ChatterboxOptions, LengthGuardConfig, PlannerConfig])
 def test_no_float_setting_accepts_nan_or_infinity(model):
     fields = list(_float_fields(model))
     assert fields, model

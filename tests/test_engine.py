@@ -7,15 +7,16 @@ from __future__ import annotations
 import copy
 import ctypes
 import gc
-import types
 
 import numpy as np
 import pytest
 import torch
 
 from seqopt_core import hookimpl
+from seqopt_core.engine import AttentionSettings
+from seqopt_core.errors import SynthesisError
 from seqopt_core.system import resident_bytes
-from seqopt_plugins.chatterbox.engine import SynthesisError, attention_implementation
+from seqopt_plugins.chatterbox.engine import attention_implementation
 from seqopt_plugins.chatterbox.pipeline import Pipeline
 from seqopt_plugins.chatterbox.t3_stream import (
     LengthLimits,
@@ -31,11 +32,36 @@ TEXT = ("The first sentence is short. The second one is a little longer than the
         "Here comes the third.\n\nA new paragraph starts here, and it ends here.")
 
 
-def make_pipeline(checkpoint, **synthesis) -> Pipeline:
-    settings = {"checkpoint": str(checkpoint), "watermark": False,
-                "benchmark_tokens_per_text_token": 0.5, "seed": 3, **synthesis}
+def make_pipeline(checkpoint, **options) -> Pipeline:
+    options = {"checkpoint": str(checkpoint), "watermark": False,
+               "benchmark_tokens_per_text_token": 0.5, **options}
     return Pipeline.from_config(profile="rtx4090", overrides={
-        "synthesis": settings, "planner": {"target_tokens": 20, "max_tokens": 30}})
+        "engine": {"options": options}, "synthesis": {"seed": 3},
+        "planner": {"target_tokens": 20, "max_tokens": 30}})
+
+
+class FlakyBatch:
+    """A batch from the engine whose steps first run ``fail(joining)`` (which may raise)."""
+
+    def __init__(self, batch, fail):
+        self.batch, self.fail = batch, fail
+
+    @property
+    def rows(self):
+        return self.batch.rows
+
+    def step(self, joining=()):
+        self.fail(joining)
+        return self.batch.step(joining)
+
+    def close(self):
+        self.batch.close()
+
+
+def break_batches(engine, monkeypatch, fail):
+    """Every batch ``engine`` opens from now on runs ``fail(joining)`` before each step."""
+    real = engine.open_batch
+    monkeypatch.setattr(engine, "open_batch", lambda attention=None: FlakyBatch(real(attention), fail))
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +164,11 @@ def test_benchmark_mode_and_length_limits(pipeline):
     engine = pipeline.engine
     assert engine.length_limits(10).ignore_stop and engine.length_limits(10).max_new_tokens == 5
     derived = copy.copy(engine)
-    derived.settings = engine.settings.model_copy(update={"benchmark_tokens_per_text_token": None})
+    derived.options = engine.options.model_copy(update={"benchmark_tokens_per_text_token": None})
     limits = derived.length_limits(10)
     assert not limits.ignore_stop and limits.max_new_tokens == 10 * 6 + 50
     fixed = copy.copy(engine)
-    fixed.settings = derived.settings.model_copy(update={"max_new_tokens": 1000})
+    fixed.options = derived.options.model_copy(update={"max_new_tokens": 1000})
     assert fixed.length_limits(10).max_new_tokens == 1000
 
 
@@ -211,28 +237,37 @@ def test_many_generations_leave_nothing_behind(pipeline):
 
 
 def test_attention_backends_switch_and_restore(tiny_checkpoint):
-    eager = make_pipeline(tiny_checkpoint)
-    eager.attention = types.SimpleNamespace(attn_implementation="eager", provides_alignment=False)
-    before = eager.engine.t3.tfmr.config._attn_implementation
-    a = eager.synthesize("Hello there.").audio
-    assert eager.engine.t3.tfmr.config._attn_implementation == before
+    p = make_pipeline(tiny_checkpoint)
+    # transformers' own eager attention, without the alignment guard
+    eager = Pipeline(p.planner, p.engine, chunk_policy=p.chunk_policy, context_policy=p.context_policy,
+                     segment_context=p.segment_context, attention=AttentionSettings("eager", "eager"),
+                     host=p.host, settings=p.settings)
+    t3 = eager.engine.t3
+    before = t3.tfmr.config._attn_implementation
+    used = set()
+    hook = t3.tfmr.register_forward_pre_hook(
+        lambda module, args: used.add(module.config._attn_implementation))
+    try:
+        a = eager.synthesize("Hello there.").audio
+    finally:
+        hook.remove()
+    assert used == {"eager"} != {before}  # it ran with eager attention ...
+    assert t3.tfmr.config._attn_implementation == before  # ... and put the previous one back
     sdpa = make_pipeline(tiny_checkpoint)
     b = sdpa.synthesize("Hello there.").audio
     assert len(a) == len(b)  # same tokens count; values may differ in the last bits
 
 
 def test_failed_segment_is_retried_then_split(pipeline, monkeypatch):
-    engine = pipeline.engine
-    real = engine.segment_chunks
     calls = []
 
-    def flaky(segment, **kw):
-        calls.append(segment.text)
-        if len(calls) <= 2:  # the first try and its retry fail
-            raise RuntimeError("simulated out of memory")
-        return real(segment, **kw)
+    def flaky(joining):  # a segment streamed alone joins a one-row batch of its own
+        if joining:
+            calls.extend(job.segment.text for job in joining)
+            if len(calls) <= 2:  # the first try and its retry fail
+                raise RuntimeError("simulated out of memory")
 
-    monkeypatch.setattr(engine, "segment_chunks", flaky)
+    break_batches(pipeline.engine, monkeypatch, flaky)
     text = "One two three four, five six seven."
     assert len(pipeline.planner.plan(text)) == 1
     chunks = list(pipeline.stream(text))
@@ -243,10 +278,10 @@ def test_failed_segment_is_retried_then_split(pipeline, monkeypatch):
 
 
 def test_failure_that_cannot_be_split_names_the_segment(pipeline, monkeypatch):
-    def broken(segment, **kw):
+    def broken(joining):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline.engine, "segment_chunks", broken)
+    break_batches(pipeline.engine, monkeypatch, broken)
     with pytest.raises(SynthesisError) as err:
         list(pipeline.stream("Hi."))
     assert "segment 0" in str(err.value) and "'Hi.'" in str(err.value) and "boom" in str(err.value)
@@ -310,8 +345,9 @@ def test_generation_event_carries_run_metrics(pipeline):
 
 def test_speech_tail_primes_the_next_segment(tiny_checkpoint):
     pipe = Pipeline.from_config(profile="rtx4090", overrides={
-        "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False,
-                      "benchmark_tokens_per_text_token": 0.5, "seed": 3},
+        "engine": {"options": {"checkpoint": str(tiny_checkpoint), "watermark": False,
+                               "benchmark_tokens_per_text_token": 0.5}},
+        "synthesis": {"seed": 3},
         "planner": {"target_tokens": 20, "max_tokens": 30},
         "segment_context": {"name": "speech_tail", "options": {"tokens_per_segment": 4}}})
     engine = pipe.engine
@@ -355,12 +391,15 @@ def test_released_weights_are_fetched_from_the_hub(tiny_checkpoint, monkeypatch)
 
 def test_a_shared_engine_takes_each_configs_synthesis_settings(pipeline, tiny_checkpoint):
     """Reusing loaded models must not carry one profile's settings into another."""
-    other = Pipeline.from_config(profile="baseline", overrides={"synthesis": {
-        "checkpoint": str(tiny_checkpoint), "watermark": False, "seed": 9,
-        "benchmark_tokens_per_text_token": 0.5}}, engine=pipeline.engine)
+    other = Pipeline.from_config(profile="baseline", overrides={
+        "engine": {"options": {"checkpoint": str(tiny_checkpoint), "watermark": False,
+                               "benchmark_tokens_per_text_token": 0.5}},
+        "synthesis": {"seed": 9}}, engine=pipeline.engine)
     assert other.engine.t3 is pipeline.engine.t3  # same weights, loaded once
-    assert other.engine.settings.crossfade_ms == 0.0 and other.engine.settings.seed == 9
-    assert pipeline.engine.settings.crossfade_ms == 10.0
+    assert other.settings.crossfade_ms == 0.0 and other.settings.seed == 9
+    assert other.scheduler.crossfade_ms == 0.0  # what its segments are decoded with
+    assert pipeline.settings.crossfade_ms == 10.0 and pipeline.scheduler.crossfade_ms == 10.0
+    assert pipeline.settings.seed == 3
 
 
 def test_aligned_heads_the_checkpoint_lacks_fail_before_synthesis(tiny_checkpoint):
@@ -371,5 +410,5 @@ def test_aligned_heads_the_checkpoint_lacks_fail_before_synthesis(tiny_checkpoin
     # valid for the released T3 (so the config loads), beyond the tiny checkpoint's layers
     with pytest.raises(ConfigError, match=rf"aligned_heads: .*\({layers}, 0\).*{layers} layers"):
         Pipeline.from_config(profile="rtx4090", overrides={
-            "synthesis": {"checkpoint": str(tiny_checkpoint), "watermark": False},
+            "engine": {"options": {"checkpoint": str(tiny_checkpoint), "watermark": False}},
             "attention": {"options": {"aligned_heads": [[layers, 0]]}}})

@@ -33,11 +33,13 @@ TEXT = "Short one. Another one."
 SECOND_HALF_GROWTH_BOUND_MB = 10.0
 
 
-def make_pipeline(checkpoint, **synthesis) -> Pipeline:
-    settings = {"checkpoint": str(checkpoint), "benchmark_tokens_per_text_token": 1.0, "seed": 3,
-                **synthesis}
+def make_pipeline(checkpoint, *, watermark: bool = True, benchmark_tokens_per_text_token: float = 1.0,
+                  **synthesis) -> Pipeline:
+    options = {"checkpoint": str(checkpoint), "watermark": watermark,
+               "benchmark_tokens_per_text_token": benchmark_tokens_per_text_token}
     return Pipeline.from_config(profile="rtx4090", overrides={
-        "synthesis": settings, "planner": {"target_tokens": 20, "max_tokens": 30}})
+        "engine": {"options": options}, "synthesis": {"seed": 3, **synthesis},
+        "planner": {"target_tokens": 20, "max_tokens": 30}})
 
 
 def _trimmed_resident_mb() -> float:

@@ -13,7 +13,7 @@ from seqopt_core import hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS = [n for n in dir(hookspecs) if n.startswith("seqopt_")]
-ALL_HOOKS = hookspecs.REGISTRY_HOOKS + hookspecs.LIFECYCLE_HOOKS
+ALL_HOOKS = hookspecs.REGISTRY_HOOKS + hookspecs.COMMAND_HOOKS + hookspecs.LIFECYCLE_HOOKS
 
 
 def test_hook_lists_are_complete():
@@ -60,6 +60,27 @@ def _fire_lifecycle_hook(host, name):
         raise AssertionError(name)
 
 
+def _check_command_hook(host, make_seqopt_host, module):
+    """The example adds a command to a root group through the facade, and it runs."""
+    import click
+    from click.testing import CliRunner
+
+    def commands(some_host):
+        group = click.Group("seqopt")
+        some_host.register_commands(group)
+        return group
+
+    before = set(commands(make_seqopt_host()).commands)
+    group = commands(host)
+    added = set(group.commands) - before
+    assert len(added) == 1, added
+    assert all(i.status != "error" for i in host.plugin_infos()), host.plugin_infos()
+    command = group.commands[added.pop()]
+    args = ["world" for p in command.params if isinstance(p, click.Argument)]
+    result = CliRunner().invoke(group, [command.name, *args], catch_exceptions=False)
+    assert result.exit_code == 0 and result.output.strip(), result.output
+
+
 @pytest.mark.parametrize("name", ALL_HOOKS)
 def test_hook_example_plugin_works(name, make_seqopt_host, capsys, tmp_path, monkeypatch):
     """Run each docstring example as a real plugin on a fresh host, through the facade."""
@@ -82,6 +103,8 @@ def test_hook_example_plugin_works(name, make_seqopt_host, capsys, tmp_path, mon
             assert isinstance(host.create(slot.key, info.name), slot.protocol)
         else:  # the attention example needs torch; then it must say how to install it
             assert info.availability.install
+    elif name in hookspecs.COMMAND_HOOKS:
+        _check_command_hook(host, make_seqopt_host, module)
     else:
         _fire_lifecycle_hook(host, name)
         out = capsys.readouterr().out

@@ -206,21 +206,26 @@ def test_read_text_is_the_clis_reader(tmp_path):
 
 
 def test_engine_names_import_on_a_light_install_and_fail_clearly_when_used():
+    # Pipeline is engine-agnostic core code now: the real class imports on any install
+    # (so ``if seqopt_core.Pipeline:`` no longer detects the engine; docs/library.md says
+    # to ask engine_available()), and using it without the engine's packages fails clearly.
     code = ("import seqopt_core, json\n"
-            "out = {'hasattr': hasattr(seqopt_core, 'Pipeline'), 'truthy': bool(seqopt_core.Pipeline),\n"
-            "       'available': seqopt_core.engine_available()}\n"
+            "out = {'hasattr': hasattr(seqopt_core, 'Pipeline'), 'is_class': isinstance(seqopt_core.Pipeline, type),\n"
+            "       'available': seqopt_core.engine_available(),\n"
+            "       'named': seqopt_core.engine_available('chatterbox')}\n"
             "from seqopt_core import Pipeline\n"
             "try:\n    Pipeline.from_config()\n"
             "except Exception as exc:\n"
             "    out.update(seqopt=isinstance(exc, seqopt_core.SeqoptError), importerror=isinstance(exc, ImportError),\n"
-            "               message=str(exc))\n"
+            "               unavailable=isinstance(exc, seqopt_core.EngineUnavailableError), message=str(exc))\n"
             "print(json.dumps(out))\n")
     done = light_python(code)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["hasattr"] is True and out["truthy"] is False and out["available"] is False
-    assert out["seqopt"] and out["importerror"]
-    assert "pip install 'seqopt[chatterbox]'" in out["message"]
+    assert out["hasattr"] is True and out["is_class"] is True
+    assert out["available"] is False and out["named"] is False
+    assert out["seqopt"] and out["importerror"] and out["unavailable"]
+    assert "pip install 'seqopt[chatterbox]'" in out["message"] and "chatterbox" in out["message"]
 
 
 def test_engine_is_available_on_a_full_install():

@@ -22,11 +22,12 @@ JOIN_SECONDS = 120
 
 
 def make_pipeline(checkpoint, engine=None, attention="sdpa_aligned", **synthesis) -> Pipeline:
-    settings = {"checkpoint": str(checkpoint), "watermark": False,
-                "benchmark_tokens_per_text_token": 1.0, "seed": 3, "batch_size": 1, **synthesis}
+    options = {"checkpoint": str(checkpoint), "watermark": False,
+               "benchmark_tokens_per_text_token": 1.0}
+    settings = {"seed": 3, "batch_size": 1, **synthesis}
     return Pipeline.from_config(profile="rtx4090", engine=engine, overrides={
-        "synthesis": settings, "planner": {"target_tokens": 20, "max_tokens": 30},
-        "attention": {"name": attention}})
+        "engine": {"options": options}, "synthesis": settings,
+        "planner": {"target_tokens": 20, "max_tokens": 30}, "attention": {"name": attention}})
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def start(*args: str, **kw) -> subprocess.Popen:
 def fast_config(tmp_path):
     """Benchmark length mode: random weights never stop by themselves; one thread each."""
     path = tmp_path / "fast.toml"
-    path.write_text('extends = "rtx4090"\n[synthesis]\nbenchmark_tokens_per_text_token = 1.0\n')
+    path.write_text('extends = "rtx4090"\n[engine.options]\nbenchmark_tokens_per_text_token = 1.0\n')
     return path
 
 

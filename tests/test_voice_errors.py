@@ -1,4 +1,4 @@
-"""A reference WAV given as the voice (``--voice``, ``synthesis.voice``): clear errors
+"""A reference WAV given as the voice (``--voice``, ``engine.options.voice``): clear errors
 for files that cannot be used, a warning for a voice too short to match the speaker,
 and no output on standard output while the voice is prepared (``-o -`` streams audio
 there). Bad files are made with the stdlib ``wave`` module and raw bytes."""
@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from seqopt_core import SeqoptError
-from seqopt_core.config import SynthesisConfig
 from seqopt_plugins.chatterbox.checkpoint import load_checkpoint
 from seqopt_plugins.chatterbox.engine import ChatterboxEngine
+from seqopt_plugins.chatterbox.options import ChatterboxOptions
 
 RATE = 24_000
 
@@ -38,9 +38,9 @@ def write_wav(path: Path, seconds: float, *, rate: int = RATE, channels: int = 1
 
 
 def engine_for(loaded, voice: Path | str, **settings) -> ChatterboxEngine:
-    config = SynthesisConfig(checkpoint=str(loaded.path), voice=str(voice),
-                             **{"watermark": False, **settings})
-    return ChatterboxEngine(loaded, config)
+    options = ChatterboxOptions(checkpoint=str(loaded.path), voice=str(voice),
+                                **{"watermark": False, **settings})
+    return ChatterboxEngine(loaded, options)
 
 
 def voice_error(loaded, voice: Path | str) -> str:
@@ -159,7 +159,7 @@ def test_short_voice_is_used_with_a_warning(loaded, tmp_path):
     with pytest.warns(UserWarning, match=r"only 0\.10 s long") as caught:
         engine = engine_for(loaded, path)
     assert engine.conds.t3.cond_prompt_speech_tokens.shape[1] >= 1
-    from seqopt_plugins.chatterbox.engine import MIN_VOICE_SECONDS, VoiceWarning
+    from seqopt_plugins.chatterbox.voice import MIN_VOICE_SECONDS, VoiceWarning
 
     assert any(issubclass(w.category, VoiceWarning) for w in caught)
     assert f"{MIN_VOICE_SECONDS:.0f}" in str(caught[0].message) and str(path) in str(caught[0].message)
@@ -185,7 +185,7 @@ def test_preparing_a_voice_prints_nothing_on_stdout(loaded, tmp_path, capfd):
     path = write_wav(tmp_path / "me.wav", 7.0)
     capfd.readouterr()
     engine = engine_for(loaded, path, watermark=True)
-    engine._watermark(np.zeros(RATE, np.float32) + 0.01)
+    engine.watermark(np.zeros(RATE, np.float32) + 0.01)
     assert capfd.readouterr().out == ""
 
 
@@ -202,9 +202,9 @@ def test_engines_share_one_perth_watermarker(loaded, tmp_path, monkeypatch):
     monkeypatch.setattr(perth.PerthImplicitWatermarker, "__init__", counting_init)
     path = write_wav(tmp_path / "me.wav", 7.0)
     first = engine_for(loaded, path, watermark=True)
-    second = engine_for(loaded, path, watermark=True, seed=4)
+    second = engine_for(loaded, path, watermark=True, temperature=0.5)  # other settings
     audio = np.random.default_rng(2).standard_normal(RATE).astype(np.float32) * 0.1
-    np.testing.assert_array_equal(first._watermark(audio), second._watermark(audio))
+    np.testing.assert_array_equal(first.watermark(audio), second.watermark(audio))
     assert len(made) <= 1  # one for the loaded models, none to prepare the voice
     assert loaded.to_tts().watermarker is loaded.watermarker()
 

@@ -1,4 +1,4 @@
-"""seqopt's own T3 token loop: speech tokens one at a time, with a KV cache.
+"""seqopt's T3 sampling, as upstream's ``T3.inference`` samples, and the one-segment loop.
 
 It reproduces chatterbox-tts 0.1.7's ``T3.inference`` step for step (same
 conditioning, classifier-free guidance, repetition penalty, temperature, min-p
@@ -27,9 +27,10 @@ from typing import Any
 
 import torch
 
+from seqopt_core.engine import GeneratedSegment
+
 from .alignment import AlignmentGuard, LengthGuard
-from .attention_kernels import DEFAULT_ALIGNED_HEADS, AttentionTap, check_heads, tapping
-from .kv_cache import growing_cache
+from .attention_kernels import DEFAULT_ALIGNED_HEADS
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ class TokenSampler:
 
 
 class SpeechTokenLoop:
-    """Samples T3's speech tokens for one segment, one token per step.
+    """Samples T3's speech tokens for one segment, one token per step: a
+    :class:`.t3_step.T3Batch` of one row (the same step the batched path runs).
 
     ``t3`` is chatterbox's ``T3`` module, already on its device and in eval mode.
     The loop reads ``t3.tfmr.config._attn_implementation`` as it is: choose the
@@ -173,21 +175,11 @@ class SpeechTokenLoop:
     def __init__(self, t3: Any) -> None:
         self.t3 = t3
         self.hp = t3.hp
-        #: The alignment guard of the latest generation (its ``decisions``), if any.
-        self.last_guard: AlignmentGuard | None = None
 
-    @torch.inference_mode()
-    def tokens(
-        self,
-        t3_cond: Any,
-        text_tokens: torch.Tensor,
-        *,
-        sampling: SamplingOptions,
-        limits: LengthLimits,
-        generator: torch.Generator | None = None,
-        alignment: AlignmentOptions | None = None,
-        length_guard: tuple[float, float] | None = None,
-    ) -> Iterator[int]:
+    def tokens(self, t3_cond: Any, text_tokens: torch.Tensor, *, sampling: SamplingOptions,
+               limits: LengthLimits, generator: torch.Generator | None = None,
+               alignment: AlignmentOptions | None = None,
+               length_guard: tuple[float, float] | None = None) -> Iterator[int]:
         """Yield sampled speech token ids until the stop token or ``limits``.
 
         ``alignment`` runs the alignment guard; the attention implementation must
@@ -198,45 +190,42 @@ class SpeechTokenLoop:
         random model may sample, are yielded as sampled (upstream feeds them back
         too); the caller filters what S3Gen can decode.
         """
-        t3, hp = self.t3, self.hp
-        cfg = sampling.cfg_weight > 0.0
-        text_tokens = torch.atleast_2d(text_tokens).to(dtype=torch.long, device=t3.device)
-        rows = text_tokens.size(0)
-        if cfg and rows != 2:
+        for token, _result in self._steps(t3_cond, text_tokens, sampling=sampling, limits=limits,
+                                          generator=generator, alignment=alignment,
+                                          length_guard=length_guard):
+            if token is not None:
+                yield token
+
+    def generate(self, t3_cond: Any, text_tokens: torch.Tensor, *, sampling: SamplingOptions,
+                 limits: LengthLimits, generator: torch.Generator | None = None,
+                 alignment: AlignmentOptions | None = None,
+                 length_guard: tuple[float, float] | None = None) -> GeneratedSegment:
+        """The whole segment: its tokens, why it stopped and its alignment guard."""
+        for _token, result in self._steps(t3_cond, text_tokens, sampling=sampling, limits=limits,
+                                          generator=generator, alignment=alignment,
+                                          length_guard=length_guard):
+            if result is not None:
+                return result
+        raise AssertionError("a T3 row always ends with a result")  # pragma: no cover
+
+    @torch.inference_mode()
+    def _steps(self, t3_cond: Any, text_tokens: torch.Tensor, *, sampling: SamplingOptions,
+               limits: LengthLimits, generator: torch.Generator | None,
+               alignment: AlignmentOptions | None, length_guard: tuple[float, float] | None,
+               ) -> Iterator[tuple[int | None, GeneratedSegment | None]]:
+        from .t3_step import BatchItem, T3Batch
+
+        text_tokens = torch.atleast_2d(text_tokens).to(dtype=torch.long, device=self.t3.device)
+        if sampling.cfg_weight > 0.0 and text_tokens.size(0) != 2:
             raise ValueError("with cfg_weight > 0 the text tokens need two rows (cond, uncond)")
-
-        inputs, span = prompt_embeds(t3, t3_cond, text_tokens, sampling.cfg_weight)
-        sampler = TokenSampler(sampling, hp.stop_speech_token)
-        generated = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=t3.device)
-        stop = hp.stop_speech_token
-        tap = guard = lengths = None
-        self.last_guard = None
-        if alignment is not None:
-            cfg_ = t3.tfmr.config
-            check_heads(alignment.heads, cfg_.num_hidden_layers, cfg_.num_attention_heads)
-            tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
-            guard = AlignmentGuard(span, stop, repetition_run=alignment.repetition_run)
-            self.last_guard = guard
-        if length_guard is not None:
-            lengths = LengthGuard(text_tokens.size(-1), stop, *length_guard)
-
-        past = growing_cache(t3.tfmr.config, limit=inputs.size(1) + limits.max_new_tokens)
-        for step in range(limits.max_new_tokens):
-            if tap is not None:
-                with tapping(tap):
-                    out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
-                                  return_dict=True)
-            else:
-                out = t3.tfmr(inputs_embeds=inputs, past_key_values=past, use_cache=True,
-                              return_dict=True)
-            past = out.past_key_values
-            logits = guided_logits(t3.speech_head(out.last_hidden_state[:, -1, :]), sampling.cfg_weight)
-            token = sampler.draw(logits, generated, step=step, limits=limits, generator=generator,
-                                 guard=guard, attention=tap.mean() if guard is not None else None,
-                                 lengths=lengths)  # (1, 1)
-            if token.item() == stop:
-                return
-            yield int(token.item())
-            generated = torch.cat([generated, token], dim=1)
-            embed = t3.speech_emb(token) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
-            inputs = embed.expand(rows, -1, -1)
+        batch = T3Batch(self.t3, sampling, alignment)
+        joining = [(0, BatchItem(t3_cond, text_tokens, limits, generator, length_guard))]
+        try:
+            while True:
+                for step in batch.step(joining):
+                    yield step.token, step.finished
+                    if step.finished is not None:
+                        return
+                joining = []
+        finally:
+            batch.close()  # releases the KV cache when the caller stops early

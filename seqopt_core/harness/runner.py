@@ -1,14 +1,18 @@
 """Run several pipeline configurations on the same texts, side by side, and measure them.
 
-One model is loaded once and every configuration ("contender") gets a view of
-it with its own strategies and ``[synthesis]`` settings. After an untimed
+One engine is loaded once, through the plugins (the first configuration's
+``[engine]`` slot), and every configuration ("contender") gets a view of it
+(:meth:`~seqopt_core.engine.Engine.configured`) with its own strategies,
+``[engine.options]`` and ``[synthesis]`` settings. After an untimed
 warm-up per contender, each text is run ``repeats`` times, the contenders in
 turn within each round (A B A B ...), so that drift on the machine (thermal,
 other work, the allocator warming up) hits every contender alike. The first
 contender is the reference: ratios are X/A within each round.
 
-The Chatterbox engine (torch) is imported when a comparison starts, not when
-this module is imported.
+The harness knows engines only through :class:`seqopt_core.engine.Engine` and
+what they report (:meth:`~seqopt_core.engine.Engine.describe`, the pipeline's
+:class:`~seqopt_core.types.ChunkEvent` records); the engine's plugin (torch for
+Chatterbox) is imported when a comparison starts, not when this module is.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..api import ConfigLike, as_loaded_config
-from ..config import LoadedConfig, profile_names
+from ..api import ConfigLike, as_loaded_config, plugin_host
+from ..config import LoadedConfig, profile_names, resolve_config
+from ..engine import EngineRuntime
 from ..errors import ConfigError, SeqoptError
 from ..system import cpu_model
 from .texts import ComparisonText
@@ -32,8 +37,11 @@ RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN = 1.0
 ASSUMED_STEPS_PER_S3GEN_CALL = 50.0
 #: How :func:`peak_memory` measures on CUDA (on the CPU: ``PeakResident.method``).
 CUDA_MEMORY_METHOD = "CUDA max allocated above the start"
-#: Settings every contender must share: they decide which model is loaded.
-SHARED_SYNTHESIS_KEYS = ("checkpoint", "device", "dtype", "voice", "exaggeration")
+#: ``[synthesis]`` settings every contender must share: they decide where the model is loaded.
+SHARED_SYNTHESIS_KEYS = ("device", "dtype")
+#: ``[engine.options]`` every contender must share (where the engine has them): they decide
+#: which model and voice are loaded. The engine's name must be the same too.
+SHARED_ENGINE_KEYS = ("checkpoint", "voice", "exaggeration")
 
 
 class ProgressSink(Protocol):
@@ -122,74 +130,54 @@ class RunSample:
         return d
 
 
-@dataclass
-class _S3GenMeter:
-    seconds: float = 0.0
-    calls: int = 0
-
-
-@contextmanager
-def metered_s3gen(engine: Any) -> Iterator[_S3GenMeter]:
-    """Time every ``s3gen.inference`` call of ``engine`` (an instance attribute, removed after)."""
-    meter = _S3GenMeter()
-    s3gen = engine.s3gen
-    inference = s3gen.inference
-
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return inference(*args, **kwargs)
-        finally:
-            meter.seconds += time.perf_counter() - started
-            meter.calls += 1
-
-    s3gen.inference = timed
-    try:
-        yield meter
-    finally:
-        del s3gen.inference
+def vocoder_calls(chunks: Sequence[Any]) -> tuple[float, int]:
+    """``(seconds, calls)`` of the vocoder (S3Gen) over a run's
+    :class:`~seqopt_core.types.ChunkEvent` records: a chunk with speech tokens is
+    one call, one without (a segment's empty last chunk) makes none."""
+    return (sum(e.s3gen_seconds for e in chunks),
+            sum(1 for e in chunks if e.speech_tokens > 0))
 
 
 def planned_work(pipeline: Any, segments: Sequence[Any], exact: Sequence[int],
                  prompt_tokens: int = 0) -> dict[str, int]:
     """Speech tokens and S3Gen calls ``pipeline`` will run for planned ``segments``
-    (with ``exact`` text tokens each), mirroring the engine: the length limit per
-    segment, a chunk whenever the chunk policy's size is pending, a last chunk
-    with the rest (no S3Gen call when nothing is left). Also the tokens S3Gen
-    renders: per call ``prompt_tokens`` (its voice prompt), the context window
-    and the new tokens. Exact in benchmark length mode; an upper bound otherwise."""
-    engine = pipeline.engine
+    (with ``exact`` text tokens each): the engine's length limit per segment
+    (:meth:`~seqopt_core.engine.Engine.speech_token_limit`), cut into vocoder calls
+    exactly as synthesis cuts them (:meth:`~seqopt_core.scheduler.SegmentScheduler.planned_chunks`).
+    Also the tokens S3Gen renders: per call ``prompt_tokens`` (its voice prompt),
+    the context re-read and the new tokens. Exact in benchmark length mode; an
+    upper bound otherwise."""
     speech = calls = rendered = 0
     for seg, n_text in zip(segments, exact):
-        n = engine.length_limits(n_text).max_new_tokens
+        n = pipeline.engine.speech_token_limit(seg, n_text)
         speech += n
-        decoded = pending = index = 0
-        for step in range(n + 1):
-            last = step == n
-            if not last:
-                pending += 1
-            if pending and (last or pending >= pipeline.chunk_policy.chunk_size(seg.tokens, index, seg.index)):
-                context = min(decoded, pipeline.context_policy.context_window(seg.tokens, index, seg.index))
-                calls, rendered = calls + 1, rendered + prompt_tokens + context + pending
-                decoded, pending, index = decoded + pending, 0, index + 1
+        chunks = pipeline.scheduler.planned_chunks(seg, n)
+        calls += len(chunks)
+        rendered += sum(prompt_tokens + c.context_tokens + c.new_tokens for c in chunks)
     return {"speech_tokens": speech, "s3gen_calls": calls, "s3gen_tokens_with_prompt": rendered}
 
 
+def _is_cuda(device: Any) -> bool:
+    return str(device).startswith("cuda")
+
+
 def memory_method(device: Any) -> str:
-    """What :func:`peak_memory` reports on ``device``, in words."""
+    """What :func:`peak_memory` reports on ``device`` (a ``torch.device`` or its name), in words."""
     from .memory import PeakResident
 
-    return CUDA_MEMORY_METHOD if device.type == "cuda" else PeakResident.method
+    return CUDA_MEMORY_METHOD if _is_cuda(device) else PeakResident.method
 
 
 @contextmanager
 def peak_memory(device: Any) -> Iterator[dict[str, Any]]:
     """Peak memory of the block above its start: CUDA's allocator peak, or on the CPU
-    the resident set after ``malloc_trim`` (see :func:`memory_method`)."""
+    the resident set after ``malloc_trim`` (see :func:`memory_method`). ``device`` is
+    a ``torch.device`` or its name (``describe()["device"]``)."""
     out: dict[str, Any] = {}
-    if device.type == "cuda":
+    if _is_cuda(device):
         import torch
 
+        device = torch.device(device)
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
@@ -239,7 +227,12 @@ def interleaved(text_ids: Sequence[str], contenders: Sequence[str], repeats: int
 
 
 class ComparisonRunner:
-    """Loads the model once, builds a pipeline per contender, runs the schedule."""
+    """Loads the engine once, builds a pipeline per contender, runs the schedule.
+
+    ``checkpoint``, ``watermark`` and ``tokens_per_text_token`` are set in every
+    contender's ``[engine.options]`` (``checkpoint``, ``watermark``,
+    ``benchmark_tokens_per_text_token``), ``seed`` and ``device`` in its ``[synthesis]``.
+    """
 
     def __init__(self, contenders: Sequence[Contender], *, checkpoint: str | None = None,
                  device: str | None = None, seed: int = 0, tokens_per_text_token: float | None = None,
@@ -248,51 +241,74 @@ class ComparisonRunner:
             raise ConfigError("a comparison needs at least two configurations")
         self.seed = seed
         synthesis: dict[str, Any] = {"seed": seed}
+        engine_options: dict[str, Any] = {}
         if checkpoint is not None:
-            synthesis["checkpoint"] = str(checkpoint)
+            engine_options["checkpoint"] = str(checkpoint)
         if device is not None:
             synthesis["device"] = device
         if watermark is not None:
-            synthesis["watermark"] = watermark
-        configs = [as_loaded_config(c.config, overrides={"synthesis": synthesis}) for c in contenders]
-        self._check_shared(contenders, configs)
+            engine_options["watermark"] = watermark
+        overrides: dict[str, Any] = {"synthesis": synthesis}
+        if engine_options:
+            overrides["engine"] = {"options": engine_options}
+        configs = [as_loaded_config(c.config, overrides=overrides) for c in contenders]
+        host = plugin_host(configs[0])
+        self._check_shared(contenders, configs, host)
 
-        from seqopt_plugins.chatterbox.engine import ChatterboxEngine
-
+        first = configs[0]
+        chosen = resolve_config(first, host, slots=("engine",))["engine"]
+        runtime = EngineRuntime(first.config.synthesis.device, first.config.synthesis.dtype)
         started = time.perf_counter()
-        engine = ChatterboxEngine.load(configs[0].config.synthesis)
+        engine = host.create_engine(chosen.name, chosen.options, runtime)
         self.load_seconds = time.perf_counter() - started
-        self.loaded = engine.loaded
-        self.random_weights = bool(self.loaded.random_weights)
+        self.engine = engine
+        self.engine_info: dict[str, Any] = dict(engine.describe())
+        self.random_weights = bool(self.engine_info.get("random_weights"))
         if tokens_per_text_token is None and self.random_weights:
             tokens_per_text_token = RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN
         self.tokens_per_text_token = tokens_per_text_token
         if tokens_per_text_token is not None:
-            configs = [as_loaded_config(c, overrides={"synthesis": {
-                "benchmark_tokens_per_text_token": tokens_per_text_token}}) for c in configs]
+            configs = [as_loaded_config(c, overrides={"engine": {"options": {
+                "benchmark_tokens_per_text_token": tokens_per_text_token}}}) for c in configs]
 
-        from seqopt_plugins.chatterbox.pipeline import Pipeline
+        from ..pipeline import Pipeline
 
         self.contenders = [Contender(c.name, cfg) for c, cfg in zip(contenders, configs)]
         self.pipelines = {c.name: Pipeline.from_config(c.config, engine=engine) for c in self.contenders}
-        host = next(iter(self.pipelines.values())).host
-        self.exact = host.create("estimator", "chatterbox",
-                                 {"tokenizer": str(self.loaded.path / "tokenizer.json")})
-        self.device = self.loaded.device
+        tokenizer = self.engine_info.get("tokenizer")
+        if not tokenizer:
+            raise ConfigError(
+                f"engine {chosen.name!r} does not say which tokenizer it reads (describe()['tokenizer']); "
+                "the comparison counts every segment's exact text tokens with it")
+        self.exact = host.create("estimator", "chatterbox", {"tokenizer": str(tokenizer)})
+        self.device = str(self.engine_info.get("device", runtime.device))
         self._step_cost = 1.0
         self._call_cost = ASSUMED_STEPS_PER_S3GEN_CALL
 
     @staticmethod
-    def _check_shared(contenders: Sequence[Contender], configs: Sequence[LoadedConfig]) -> None:
-        first = configs[0].config.synthesis
+    def _check_shared(contenders: Sequence[Contender], configs: Sequence[LoadedConfig],
+                      host: Any) -> None:
+        def differ(key: str, a: Any, b: Any, c: Contender) -> ConfigError:
+            return ConfigError(
+                f"every configuration of a comparison runs on one loaded model, but "
+                f"{contenders[0].name!r} has {key} = {a!r} and {c.name!r} has "
+                f"{b!r}; make them equal (or pass --checkpoint / --device to set both)")
+
+        first = configs[0].config
         for c, cfg in zip(contenders[1:], configs[1:]):
             for key in SHARED_SYNTHESIS_KEYS:
-                a, b = getattr(first, key), getattr(cfg.config.synthesis, key)
+                a, b = getattr(first.synthesis, key), getattr(cfg.config.synthesis, key)
                 if a != b:
-                    raise ConfigError(
-                        f"every configuration of a comparison runs on one loaded model, but "
-                        f"{contenders[0].name!r} has synthesis.{key} = {a!r} and {c.name!r} has "
-                        f"{b!r}; make them equal (or pass --checkpoint / --device to set both)")
+                    raise differ(f"synthesis.{key}", a, b, c)
+            if first.engine.name != cfg.config.engine.name:
+                raise differ("engine.name", first.engine.name, cfg.config.engine.name, c)
+        # the engine's own options, validated (defaults filled in), where its model has them
+        options = [resolve_config(cfg, host, slots=("engine",))["engine"].options for cfg in configs]
+        for c, theirs in zip(contenders[1:], options[1:]):
+            for key in SHARED_ENGINE_KEYS:
+                a, b = getattr(options[0], key, None), getattr(theirs, key, None)
+                if a != b:
+                    raise differ(f"engine.options.{key}", a, b, c)
 
     # -- measuring one run --------------------------------------------------------------
 
@@ -313,7 +329,7 @@ class ComparisonRunner:
         segment_spans: list[tuple[int, int]] = []
         position = pause_total = 0
         segment_start = 0
-        with metered_s3gen(pipe.engine) as s3, peak_memory(self.device) as mem:
+        with peak_memory(self.device) as mem:
             for chunk in pipe.stream(text.text):
                 audio = chunk.audio
                 speech = len(audio) - chunk.pause_samples
@@ -330,6 +346,7 @@ class ComparisonRunner:
                     on_chunk(chunk.event.speech_tokens * self._step_cost + self._call_cost)
         metrics = pipe.last_metrics
         assert metrics is not None
+        s3gen_seconds, s3gen_calls = vocoder_calls(metrics.chunks)
         g = metrics.generation
         audio_all = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         seams = measure_seams(audio_all, chunk_seams, segment_spans).to_dict()
@@ -351,7 +368,7 @@ class ComparisonRunner:
             segment_tokens=[s.tokens for s in segs], segment_exact_tokens=exact,
             max_context_tokens=max(contexts, default=0),
             over_limit_segments=sum(1 for e in exact if e > max_tokens),
-            s3gen_seconds=s3.seconds, s3gen_calls=s3.calls,
+            s3gen_seconds=s3gen_seconds, s3gen_calls=s3gen_calls,
             stopped_by=sorted({s.stopped_by for s in metrics.segments}), seams=seams,
             speech_token_ids=[list(t) for t in metrics.segment_speech_tokens],
         )
@@ -416,7 +433,7 @@ class ComparisonRunner:
     def _describe(self, c: Contender) -> dict[str, Any]:
         cfg = c.config.config
         pipe = self.pipelines[c.name]
-        s = pipe.engine.settings
+        options = cfg.engine.options  # the engine's own settings, as the config gives them
         return {
             "name": c.name, "source": c.config.source, "description": cfg.description,
             "estimator": cfg.estimator.name, "splitter": cfg.splitter.name,
@@ -424,30 +441,36 @@ class ComparisonRunner:
             "chunk_policy": {"name": cfg.chunk_policy.name, **cfg.chunk_policy.options},
             "context_policy": {"name": cfg.context_policy.name, **cfg.context_policy.options},
             "segment_context": cfg.segment_context.name, "attention": cfg.attention.name,
-            "crossfade_ms": s.crossfade_ms, "max_new_tokens": s.max_new_tokens,
-            "benchmark_tokens_per_text_token": s.benchmark_tokens_per_text_token,
-            "watermark": s.watermark,
+            "engine": cfg.engine.name, "crossfade_ms": pipe.settings.crossfade_ms,
+            "max_new_tokens": options.get("max_new_tokens"),
+            "benchmark_tokens_per_text_token": options.get("benchmark_tokens_per_text_token"),
+            "watermark": options.get("watermark", True),
         }
 
     def _settings(self, repeats: int, warmup: str | None) -> dict[str, Any]:
-        from seqopt_plugins.chatterbox.checkpoint import describe
-
+        info = self.engine_info
         return {
             "repeats": repeats, "seed": self.seed, "warmup_chars": len(warmup) if warmup else 0,
             "order": "interleaved: per text and round, every configuration in turn (A B A B ...)",
             "reference": self.contenders[0].name,
-            "checkpoint": {"path": str(self.loaded.path), "random_weights": self.random_weights,
-                           "scale": describe(self.loaded.arch).get("scale"),
-                           "load_seconds": self.load_seconds},
+            "engine": info.get("name"),
+            "checkpoint": {"path": info.get("checkpoint"), "random_weights": self.random_weights,
+                           "scale": self._scale(), "load_seconds": self.load_seconds},
             "benchmark_tokens_per_text_token": self.tokens_per_text_token,
         }
+
+    def _scale(self) -> str | None:
+        """The checkpoint's size (``tiny``, ``full``...), if the engine's ``describe()`` tells."""
+        scale = self.engine_info.get("scale")
+        return None if scale is None else str(scale)
 
     def environment(self) -> dict[str, Any]:
         return device_environment(self.device)
 
 
 def device_environment(device: Any) -> dict[str, Any]:
-    """Where and with what a comparison ran: device, CPU, memory, versions."""
+    """Where and with what a comparison ran: device (a ``torch.device`` or its name),
+    CPU, memory, versions."""
     import os
     import platform
     from importlib import metadata
@@ -466,8 +489,8 @@ def device_environment(device: Any) -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": {n: version(n) for n in ("seqopt", "torch", "transformers", "chatterbox-tts", "numpy")},
     }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
+    if _is_cuda(device):
+        props = torch.cuda.get_device_properties(torch.device(device))
         env["accelerator"] = props.name
         env["accelerator_memory_bytes"] = int(props.total_memory)
     try:

@@ -1,0 +1,76 @@
+"""The Chatterbox engine's own settings: the ``[engine.options]`` table of ``engine = "chatterbox"``.
+
+Pure settings, validated without torch (``seqopt config validate`` and
+``seqopt plan`` check them on a light install). The settings every engine
+shares (device, dtype, seed, pauses, crossfade, batch size) are ``[synthesis]``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from seqopt_core.config import bounded, order_error
+
+#: Largest speech-tokens-per-text-token ratio (stock speech runs at 4 to 8).
+MAX_TOKENS_RATIO = 64.0
+#: Most speech tokens T3 can generate for one segment (its learned speech positions).
+MAX_SPEECH_TOKENS = 4096
+
+_TokensRatio = bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token", lo_open=True)
+_MinTokensRatio = bounded(0, MAX_TOKENS_RATIO, "speech tokens per text token")
+_SpeechTokens = bounded(1, MAX_SPEECH_TOKENS, "speech tokens", whole=True)
+_Exaggeration = bounded(0, 2)
+_Temperature = bounded(0, 5, lo_open=True)
+_Share = bounded(0, 1)
+_TopP = bounded(0, 1, lo_open=True)
+_RepetitionPenalty = bounded(1, 10)
+_CfgWeight = bounded(0, 5)
+
+
+class LengthGuardConfig(BaseModel):
+    """Stop token suppressed below ``min_ratio`` x text tokens, forced at ``max_ratio`` x."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_ratio: _MinTokensRatio = Field(
+        1.0, description="stop token suppressed below this many speech tokens per text token")
+    max_ratio: _TokensRatio = Field(
+        8.0, description="stop token forced at this many speech tokens per text token")
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> LengthGuardConfig:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError(order_error(
+                "min_ratio", self.min_ratio, "max_ratio", self.max_ratio,
+                why="the stop token cannot be suppressed past the point where it is forced"))
+        return self
+
+
+class ChatterboxOptions(BaseModel):
+    """How the Chatterbox engine (T3 + S3Gen) turns segments into audio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str | None = Field(
+        None, description="local checkpoint folder in the released layout; none: download "
+        "ResembleAI/chatterbox from Hugging Face")
+    voice: str | None = Field(None, description="reference WAV for the voice; none: the "
+                              "checkpoint's built-in voice (conds.pt)")
+    exaggeration: _Exaggeration = Field(0.5, description="emotion exaggeration")
+    temperature: _Temperature = Field(0.8, description="sampling temperature")
+    top_p: _TopP = Field(1.0, description="nucleus sampling")
+    min_p: _Share = Field(0.05, description="min-p sampling")
+    repetition_penalty: _RepetitionPenalty = Field(
+        1.2, description="penalty on repeated speech tokens (1: off)")
+    cfg_weight: _CfgWeight = Field(0.5, description="classifier-free guidance weight (0: off)")
+    max_new_tokens: _SpeechTokens | None = Field(
+        None, description="fixed cap on speech tokens per segment (stock: 1000); "
+        "none: derived from the segment's text length")
+    speech_tokens_per_text_token: _TokensRatio = Field(
+        6.0, description="derived cap: this many speech tokens per text token, plus 50")
+    benchmark_tokens_per_text_token: _TokensRatio | None = Field(
+        None, description="benchmark mode: generate exactly this many speech tokens per "
+        "text token, ignoring the stop token (random weights never stop sensibly)")
+    length_guard: LengthGuardConfig | None = Field(
+        None, description="cheap guard against runaway speech, with any attention backend")
+    watermark: bool = Field(True, description="apply the Perth watermark, as upstream")

@@ -1,0 +1,84 @@
+"""The ``chatterbox`` engine's registration: the entry point ``chatterbox_engine`` of the ``seqopt`` group.
+
+Registered exactly as a third-party engine would be. Importing this module
+imports neither torch nor chatterbox: the factory does, when a pipeline loads
+the engine, so ``seqopt plugins`` lists the engine (disabled, with the install
+command) on a light install. It also adds ``seqopt make-checkpoint``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from seqopt_core import EngineSpec, hookimpl
+
+from .options import ChatterboxOptions
+
+INSTALL = "pip install 'seqopt[chatterbox]'"
+
+
+def load_engine(options: ChatterboxOptions, runtime: Any) -> Any:
+    """Load the checkpoint ``options`` name (or the released one) on ``runtime``'s device."""
+    from .engine import ChatterboxEngine
+
+    return ChatterboxEngine.load(options, runtime)
+
+
+def preflight(options: ChatterboxOptions) -> None:
+    """Check the voice file before the model loads (a :class:`~.voice.VoiceError` says
+    what is wrong; a short voice gets a :class:`~.voice.VoiceWarning`)."""
+    if options.voice:
+        from .voice import check_voice_file
+
+        check_voice_file(options.voice)
+
+
+@hookimpl
+def seqopt_engines() -> list[EngineSpec]:
+    return [EngineSpec(
+        name="chatterbox", factory=load_engine, options=ChatterboxOptions,
+        requires=("torch", "transformers", "chatterbox"), install=INSTALL, preflight=preflight,
+        description="Resemble AI's Chatterbox: T3 (speech tokens) + S3Gen (24 kHz audio)")]
+
+
+@hookimpl
+def seqopt_register_commands(cli: Any) -> None:
+    @cli.command("make-checkpoint")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--scale", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
+                  help="tiny: same structure, small enough for tests; full: the released sizes")
+    @click.option("--seed", type=int, default=0, show_default=True,
+                  help="random seed (same seed, same files)")
+    @click.option("--tokenizer", metavar="PATH",
+                  help="the released tokenizer.json to copy in (default: $SEQOPT_TOKENIZER)")
+    def make_checkpoint(directory: str, scale: str, seed: int, tokenizer: str | None) -> None:
+        """Write a random-weight Chatterbox checkpoint in the released file layout.
+
+        Random weights make noise, not speech: use it to run and measure the real
+        model code without the released weights (tests, benchmarks).
+        """
+        from rich.console import Console
+        from rich.text import Text
+
+        from seqopt_core import EngineUnavailableError
+        from seqopt_plugins.estimators.chatterbox import resolve_tokenizer_path
+
+        try:
+            from .checkpoint import write_random_checkpoint
+        except ImportError as exc:
+            raise EngineUnavailableError(
+                f"the Chatterbox engine needs the chatterbox extra ({exc.name or exc} is missing): "
+                f"{INSTALL}") from None
+        source = resolve_tokenizer_path(tokenizer)
+        console = Console(stderr=True)
+        with console.status(Text(f"writing a {scale} random checkpoint to {directory}")) as status:
+            info = write_random_checkpoint(
+                directory, scale=scale, seed=seed, tokenizer=source,
+                progress=lambda msg: status.update(Text(f"{scale} checkpoint: {msg}")))
+        for name, size in info.files.items():
+            click.echo(f"{name:20} {size / 2**20:10.1f} MiB")
+        click.echo(f"{scale} random-weight checkpoint (seed {seed}) in {info.path}, "
+                   f"{info.total_bytes / 2**20:.1f} MiB, {info.seconds:.1f} s. "
+                   "Random weights make noise, not speech.")
