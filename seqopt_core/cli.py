@@ -257,7 +257,8 @@ def plugins(as_json):
             "strategies": {
                 slot: [{"name": s.name, "provider": s.provider, "description": s.description,
                         "enabled": s.enabled, "reason": s.availability.reason,
-                        "install": s.availability.install, "clash": list(s.clash)}
+                        "install": s.availability.install, "clash": list(s.clash),
+                        "capabilities": s.spec.capabilities()}
                        for s in rows if s.slot == slot]
                 for slot in SLOTS
             },
@@ -285,7 +286,11 @@ def plugins(as_json):
             status.append(f": {s.availability.reason}")
             if s.availability.install:
                 status.append(f" ({s.availability.install})")
-        table.add_row(_text(s.slot), _text(s.name), _text(s.provider), status, _text(s.description))
+        description = _text(s.description)
+        declared = [k for k, v in s.spec.capabilities().items() if v]
+        if declared:
+            description.append(f" [{', '.join(declared)}]", style="dim")
+        table.add_row(_text(s.slot), _text(s.name), _text(s.provider), status, description)
     console.print(table)
     problems = [p for p in infos if p.status != "loaded"]
     if problems:

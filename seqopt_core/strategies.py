@@ -166,6 +166,11 @@ class StrategySpec(Generic[T]):
                 return Availability(False, reason, self.install)
         return Availability(True)
 
+    def capabilities(self) -> dict[str, bool]:
+        """What the record declares the strategy can do (``seqopt plugins`` lists it);
+        the base record declares nothing."""
+        return {}
+
     def validated(self, options: BaseModel | dict[str, Any] | None = None) -> BaseModel:
         """``options`` as an instance of this strategy's options model; bad options raise
         :class:`~seqopt_core.errors.ConfigError` naming the strategy, each bad key and
@@ -266,6 +271,9 @@ class SegmentContextSpec(StrategySpec[SegmentContextStrategy]):
 
     independent_segments: bool = True
 
+    def capabilities(self) -> dict[str, bool]:
+        return {"independent_segments": self.independent_segments}
+
 
 @dataclass(frozen=True)
 class AttentionBackendSpec(StrategySpec[AttentionBackend]):
@@ -287,6 +295,10 @@ class AttentionBackendSpec(StrategySpec[AttentionBackend]):
     provides_alignment: bool = False
     keeps_all_layers: bool = False
     setup: Callable[[], None] | None = None
+
+    def capabilities(self) -> dict[str, bool]:
+        return {"provides_alignment": self.provides_alignment, "keeps_all_layers": self.keeps_all_layers,
+                "custom_kernel": self.setup is not None}
 
 
 @dataclass(frozen=True)
@@ -313,6 +325,10 @@ class EngineSpec(StrategySpec[Any]):
     batching: bool = True
     uses_attention: bool = True
     preflight: Callable[[BaseModel], None] | None = None
+
+    def capabilities(self) -> dict[str, bool]:
+        return {"batching": self.batching, "uses_attention": self.uses_attention,
+                "preflight": self.preflight is not None}
 
     def create(self, options: BaseModel | dict[str, Any] | None = None, runtime: Any = None) -> Any:
         """Validate ``options`` and load the engine on ``runtime`` (default: auto, float32)."""

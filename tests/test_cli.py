@@ -129,6 +129,25 @@ def test_plugins_lists_every_slot(run):
     assert "regex" in table and "enabled" in table
 
 
+def test_plugins_lists_what_each_record_declares(run):
+    """Capabilities are fields of the records, shown as declared (never probed)."""
+    data = json.loads(run("plugins", "--json").output)["strategies"]
+
+    def caps(slot, name):
+        return next(s["capabilities"] for s in data[slot] if s["name"] == name)
+
+    assert caps("attention", "sdpa_aligned") == {"provides_alignment": True, "keeps_all_layers": False,
+                                                 "custom_kernel": True}
+    assert caps("attention", "eager")["keeps_all_layers"] is True
+    assert caps("attention", "sdpa") == {"provides_alignment": False, "keeps_all_layers": False,
+                                         "custom_kernel": False}
+    assert caps("segment_context", "voice") == {"independent_segments": True}
+    assert caps("segment_context", "speech_tail") == {"independent_segments": False}
+    assert caps("engine", "chatterbox") == {"batching": True, "uses_attention": True, "preflight": True}
+    assert caps("splitter", "regex") == {}
+    assert "preflight" in run("plugins").output  # the table shows them too (folded to its width)
+
+
 def test_config_commands(run, tmp_path):
     shown = run("config", "show", "--profile", "baseline")
     assert shown.exit_code == 0 and "[chunk_policy]" in shown.output and '"fixed"' in shown.output
