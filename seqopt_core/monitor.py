@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .costs import fit_costs
 from .hookspecs import hookimpl
 from .types import ChunkEvent, GenerationEvent, SegmentEvent
 
@@ -61,4 +62,13 @@ class MetricsMonitor:
                           "wall_seconds": s.wall_seconds, "rtf": s.rtf, "stopped_by": s.stopped_by}
                          for s in self.segments],
             "chunks": [asdict(c) for c in self.chunks],
+            "costs": self.costs(),
         }
+
+    def costs(self) -> dict[str, Any]:
+        """What the model's work cost here, fitted from the chunks heard so far
+        (:func:`seqopt_core.costs.fit_costs`): the vocoder's fixed and per-token
+        seconds, and a streamed T3 step's median seconds."""
+        fitted = fit_costs(self.chunks)
+        vocoder = fitted["vocoder"]
+        return {**fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}

@@ -327,7 +327,8 @@ class Pipeline:
                                        is_first_audio=(first_audio is not None and chunk_count == 0),
                                        t3_seconds=chunk.t3_seconds, decode_seconds=chunk.decode_seconds,
                                        s3gen_seconds=chunk.vocoder_seconds,
-                                       queue_seconds=chunk.queue_seconds)
+                                       queue_seconds=chunk.queue_seconds,
+                                       context_tokens=chunk.context_tokens)
                     chunk_count += 1
                     seg_chunks += 1
                     seg_tokens += chunk.speech_tokens

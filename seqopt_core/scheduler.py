@@ -70,6 +70,8 @@ class ChunkOutput:
     #: On the last chunk: token generation spent before the segment's audio began
     #: (a segment generated ahead in a batch), for the segment's wall time.
     ahead_seconds: float = 0.0
+    #: Tokens decoded before that the vocoder re-read as context for this chunk.
+    context_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,20 @@ class ChunkCutter:
         self._context_window = context_window
         self.pending: list[int] = []
         self.index = 0
+        #: Tokens handed out so far (what a context window can re-read).
+        self.decoded = 0
 
     def add(self, token: int) -> bool:
         self.pending.append(token)
         return len(self.pending) >= self._chunk_size(self.index)
 
-    def take(self) -> tuple[list[int], int, int]:
-        """``(tokens, chunk index, context window)`` of the chunk, and start the next."""
-        out = (self.pending, self.index, self._context_window(self.index))
+    def take(self) -> tuple[list[int], int, int, int]:
+        """``(tokens, chunk index, context window, context re-read)`` of the chunk (the
+        re-read part is the window, at most the tokens handed out before), and start
+        the next."""
+        window = self._context_window(self.index)
+        out = (self.pending, self.index, window, min(window, self.decoded))
+        self.decoded += len(self.pending)
         self.pending, self.index = [], self.index + 1
         return out
 
@@ -224,21 +232,17 @@ class SegmentScheduler:
         """The vocoder calls a segment of ``speech_tokens`` tokens makes, cut exactly
         as synthesis cuts them (a last call with the rest; none when nothing is left)."""
         cutter = self._cutter(segment)
-        decoded = 0
         calls: list[PlannedChunk] = []
 
-        def call(tokens: list[int], context: int) -> None:
-            nonlocal decoded
+        def call() -> None:
+            tokens, _index, _window, reread = cutter.take()
             if tokens:
-                calls.append(PlannedChunk(len(tokens), min(decoded, context)))
-                decoded += len(tokens)
+                calls.append(PlannedChunk(len(tokens), reread))
 
         for _ in range(speech_tokens):
             if cutter.add(0):
-                tokens, _index, context = cutter.take()
-                call(tokens, context)
-        tokens, _index, context = cutter.take()
-        call(tokens, context)
+                call()
+        call()
         return calls
 
     def _prompt(self, history: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
@@ -283,10 +287,11 @@ class SegmentScheduler:
                         joining = []
                     t3_seconds = time.perf_counter() - started
                     last = not full
-                    tokens, index, context = cutter.take()
+                    tokens, index, context, reread = cutter.take()
                     decoded = decoder.decode(tokens, context, last=last)
                 yield ChunkOutput(decoded.audio, index, len(tokens), t3_seconds, decoded.decode_seconds,
-                                  decoded.vocoder_seconds, 0.0, last, result if last else None)
+                                  decoded.vocoder_seconds, 0.0, last, result if last else None,
+                                  context_tokens=reread)
                 if last:
                     return
         finally:
@@ -370,11 +375,12 @@ class SegmentScheduler:
         def chunk(last: bool) -> ChunkOutput:
             with self.engine.work():
                 waited = time.perf_counter() - finished.at
-                pending, index, context = cutter.take()
+                pending, index, context, reread = cutter.take()
                 decoded = decoder.decode(pending, context, last=last)
             return ChunkOutput(decoded.audio, index, len(pending), rate * len(pending),
                                decoded.decode_seconds, decoded.vocoder_seconds, waited, last,
-                               result if last else None, result.t3_seconds if last else 0.0)
+                               result if last else None, result.t3_seconds if last else 0.0,
+                               context_tokens=reread)
 
         for token in tokens:
             if cutter.add(token):

@@ -127,6 +127,9 @@ class ChunkEvent:
     decode_seconds: float = 0.0
     s3gen_seconds: float = 0.0
     queue_seconds: float = 0.0
+    #: Tokens decoded before that the vocoder re-read as context (its call decoded
+    #: ``context_tokens + speech_tokens`` tokens after the voice prompt).
+    context_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

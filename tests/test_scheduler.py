@@ -383,3 +383,57 @@ def test_planned_chunks_are_the_chunks_decoded(host, monkeypatch, policies):
         exact_multiples += mine[-1].event.speech_tokens == 0
     if policies:
         assert exact_multiples >= 2  # 10, 20 and 25 tokens end on a full chunk of 5
+
+
+def test_chunk_events_say_how_much_context_each_call_reread(host):
+    """context_tokens is the context policy's window, at most what the segment decoded before."""
+    overrides = {"chunk_policy": {"name": "fixed", "options": {"chunk_size": 5}},
+                 "context_policy": {"name": "fixed", "options": {"context_window": 7}}}
+    for batch_size in (1, 4):  # streamed, and generated ahead then decoded
+        events = [c.event for c in sine_pipeline(host, batch_size=batch_size, overrides=overrides)
+                  .stream(RAMP_TEXT)]
+        decoded: dict[int, int] = {}
+        for e in events:
+            before = decoded.get(e.segment_index, 0)
+            assert e.context_tokens == min(7, before), (batch_size, e)
+            decoded[e.segment_index] = before + e.speech_tokens
+        assert max(e.context_tokens for e in events) == 7
+
+
+def test_the_metrics_report_the_fitted_costs(host, tmp_path):
+    """MetricsMonitor (seqopt speak --metrics) reports what the vocoder and a T3 step cost,
+    fitted from the run's own chunk events."""
+    import json
+
+    from seqopt_core.costs import fit_linear
+    from seqopt_core.monitor import MetricsMonitor
+
+    pipeline = sine_pipeline(host, batch_size=1, overrides={
+        "chunk_policy": {"name": "fixed", "options": {"chunk_size": 4}},
+        "context_policy": {"name": "fixed", "options": {"context_window": 6}}})
+    monitor = MetricsMonitor(tmp_path / "m.json")
+    pipeline.host.register(monitor, name="metrics-test")
+    try:
+        list(pipeline.stream(RAMP_TEXT))
+    finally:
+        pipeline.host._pm.unregister(monitor)
+    costs = json.loads((tmp_path / "m.json").read_text())["costs"]
+    calls = [(c.context_tokens + c.speech_tokens, c.s3gen_seconds) for c in monitor.chunks if c.speech_tokens]
+    expected = fit_linear(calls)
+    assert costs["vocoder"]["samples"] == len(calls) > 2
+    assert costs["vocoder"]["fixed_seconds"] == pytest.approx(expected.fixed_seconds)
+    assert costs["vocoder"]["per_token_seconds"] == pytest.approx(expected.per_token_seconds)
+    assert costs["t3_steps_measured"] > 0 and costs["t3_step_seconds"] > 0
+
+
+def test_fit_linear_recovers_a_line_and_never_goes_negative():
+    from seqopt_core.costs import fit_linear
+
+    line = fit_linear([(10, 14.7), (25, 16.05), (75, 20.55)])  # 13.8 s fixed + 0.09 s per token
+    assert line.fixed_seconds == pytest.approx(13.8) and line.per_token_seconds == pytest.approx(0.09)
+    assert fit_linear([(10, 1.0), (10, 1.2)]) is None  # one token count: nothing to fit
+    assert fit_linear([]) is None
+    flat = fit_linear([(10, 2.0), (20, 1.0)])  # noise that slopes down: a constant cost
+    assert flat.per_token_seconds == 0 and flat.fixed_seconds == pytest.approx(1.5)
+    through_zero = fit_linear([(10, 0.5), (20, 2.0)])  # the line would cross below zero
+    assert through_zero.fixed_seconds == 0 and through_zero.per_token_seconds > 0

@@ -1,0 +1,88 @@
+"""What model work costs on this machine, fitted from what runs measured.
+
+A vocoder call (S3Gen) costs about a fixed part (the voice prompt re-run, the
+flow-matching steps) plus a part per token it decodes (context re-read plus new
+tokens); a T3 step of one streamed segment costs about the same every step.
+:func:`fit_costs` fits both from a run's :class:`~seqopt_core.types.ChunkEvent`
+records, which carry the measured seconds, so nothing is timed twice and
+nothing is patched. ``seqopt speak --metrics`` reports the fit. Pure Python.
+
+    >>> from seqopt_core.types import ChunkEvent
+    >>> events = [ChunkEvent(0, i, n, n / 25, 0.0, 0.0, s3gen_seconds=2.0 + 0.1 * (n + c),
+    ...                      context_tokens=c, t3_seconds=0.02 * n) for i, (n, c) in enumerate([(10, 0), (25, 10), (40, 25)])]
+    >>> cost = fit_costs(events)["vocoder"]
+    >>> round(cost.fixed_seconds, 3), round(cost.per_token_seconds, 3), cost.samples
+    (2.0, 0.1, 3)
+    >>> round(cost.predict(50), 3)
+    7.0
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .types import ChunkEvent
+
+
+@dataclass(frozen=True)
+class LinearCost:
+    """``fixed_seconds + per_token_seconds * tokens``, fitted from ``samples`` measurements."""
+
+    fixed_seconds: float
+    per_token_seconds: float
+    samples: int
+
+    def predict(self, tokens: int) -> float:
+        return self.fixed_seconds + self.per_token_seconds * tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_linear(points: Sequence[tuple[float, float]]) -> LinearCost | None:
+    """Least-squares ``seconds = fixed + per_token * tokens`` over ``(tokens, seconds)``
+    points; ``None`` without two distinct token counts. Neither part is allowed below
+    zero: a negative one is set to zero and the other fitted alone."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
+    fixed = mean_y - slope * mean_x
+    if slope < 0:  # more tokens never cost less: a constant cost
+        slope, fixed = 0.0, mean_y
+    elif fixed < 0:  # no negative fixed part: through the origin
+        fixed, slope = 0.0, sum(x * y for x, y in points) / sum(x * x for x, _ in points)
+    return LinearCost(fixed, slope, n)
+
+
+def fit_costs(chunks: Sequence[ChunkEvent]) -> dict[str, Any]:
+    """The vocoder's :class:`LinearCost` over the tokens each call decoded (context +
+    new) and the median seconds of a streamed T3 step, from one run's chunk events.
+
+    Only chunks that called the vocoder count (``speech_tokens > 0``); T3 steps are
+    read from streamed chunks after a segment's first (``queue_seconds == 0`` and
+    ``chunk_index > 0``: the first holds the prompt's prefill). Either is ``None``
+    when the run gives too little to fit.
+    """
+    calls = [(c.context_tokens + c.speech_tokens, c.s3gen_seconds) for c in chunks
+             if c.speech_tokens > 0 and c.s3gen_seconds > 0]
+    steps = [c.t3_seconds / c.speech_tokens for c in chunks
+             if c.speech_tokens > 0 and c.queue_seconds == 0 and c.t3_seconds > 0 and _not_first(c, chunks)]
+    return {"vocoder": fit_linear(calls),
+            "t3_step_seconds": statistics.median(steps) if steps else None,
+            "t3_steps_measured": len(steps)}
+
+
+def _not_first(chunk: ChunkEvent, chunks: Sequence[ChunkEvent]) -> bool:
+    """Whether ``chunk`` is not the first chunk of its segment in ``chunks``."""
+    first = next(c for c in chunks if c.segment_index == chunk.segment_index)
+    return first is not chunk
+
+
+__all__ = ["LinearCost", "fit_costs", "fit_linear"]
