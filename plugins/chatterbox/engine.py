@@ -271,9 +271,34 @@ class ChatterboxEngine:
 
     def decoder(self, job: SegmentJob, *, crossfade_ms: float) -> ChatterboxDecoder:
         seed = job.seed
-        vocoder = ChunkVocoder(self.s3gen, self.conds.gen, crossfade_ms=crossfade_ms,
+        o = self.options
+        short = self.s3gen_reference(o.s3gen_prompt_seconds)
+        full = self.conds.gen
+        first = short if short is not None else full
+        rest = short if short is not None and o.s3gen_short_prompt == "every_chunk" else full
+        vocoder = ChunkVocoder(self.s3gen, first, crossfade_ms=crossfade_ms,
+                               n_cfm_timesteps=o.s3gen_cfm_steps,
                                seed=None if seed is None else seed * 7919 + job.segment.index)
-        return ChatterboxDecoder(self, vocoder)
+        return ChatterboxDecoder(self, vocoder, rest)
+
+    def s3gen_reference(self, seconds: float | None) -> dict[str, Any] | None:
+        """The voice's S3Gen reference cut to its last ``seconds`` (whole speech tokens, two
+        mel frames each), or ``None`` for the whole of it (or when it is no longer)."""
+        if seconds is None:
+            return None
+        ref = self.conds.gen
+        tokens = ref["prompt_token"]
+        keep = max(1, int(round(seconds * 25)))
+        if keep >= tokens.size(1):
+            return None
+        cut = dict(ref)
+        cut["prompt_token"] = tokens[:, -keep:]
+        cut["prompt_token_len"] = torch.full_like(torch.as_tensor(ref["prompt_token_len"]), keep)
+        feat = ref["prompt_feat"]
+        cut["prompt_feat"] = feat[:, -2 * keep:]
+        if ref.get("prompt_feat_len") is not None:
+            cut["prompt_feat_len"] = torch.full_like(torch.as_tensor(ref["prompt_feat_len"]), 2 * keep)
+        return cut
 
     def kv_bytes_per_segment(self, segment: Segment) -> int:
         """KV-cache bytes one segment needs in a batch, at its longest: its rows (2
@@ -357,13 +382,19 @@ class ChatterboxDecoder:
     """One segment's S3Gen state, then Perth's watermark (implements
     :class:`seqopt_core.engine.ChunkDecoder`)."""
 
-    def __init__(self, engine: ChatterboxEngine, vocoder: ChunkVocoder) -> None:
+    def __init__(self, engine: ChatterboxEngine, vocoder: ChunkVocoder,
+                 later_reference: dict[str, Any] | None = None) -> None:
         self.engine = engine
         self.vocoder = vocoder
+        #: The S3Gen reference of the chunks after the first (``s3gen_short_prompt``).
+        self.later_reference = later_reference if later_reference is not None else vocoder.ref_dict
 
     def decode(self, tokens: Sequence[int], context: int, *, last: bool) -> DecodedAudio:
         started = time.perf_counter()
-        audio = self.vocoder.decode(decodable(tokens), context)
+        new = decodable(tokens)
+        audio = self.vocoder.decode(new, context)
+        if new:  # S3Gen ran: the chunks after this one use the later reference
+            self.vocoder.ref_dict = self.later_reference
         vocoder_seconds = time.perf_counter() - started
         audio = self.engine.watermark(audio)
         seconds = time.perf_counter() - started

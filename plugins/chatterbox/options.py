@@ -7,6 +7,8 @@ shares (device, dtype, seed, pauses, crossfade, batch size) are ``[synthesis]``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from seqopt_core.config import bounded, order_error
@@ -25,6 +27,8 @@ _Share = bounded(0, 1)
 _TopP = bounded(0, 1, lo_open=True)
 _RepetitionPenalty = bounded(1, 10)
 _CfgWeight = bounded(0, 5)
+_CfmSteps = bounded(1, 50, "flow-matching steps", whole=True)
+_PromptSeconds = bounded(0.04, 10, "seconds", why="a speech token is 0.04 s; S3Gen's prompt is at most 10 s")
 
 
 class LengthGuardConfig(BaseModel):
@@ -74,3 +78,14 @@ class ChatterboxOptions(BaseModel):
     length_guard: LengthGuardConfig | None = Field(
         None, description="cheap guard against runaway speech, with any attention backend")
     watermark: bool = Field(True, description="apply the Perth watermark, as upstream")
+    # -- approximations: opt-in, never a profile's default (docs/engine.md, bench_s3gen) --
+    s3gen_cfm_steps: _CfmSteps | None = Field(
+        None, description="APPROXIMATE: S3Gen flow-matching steps per call (none: upstream's 10); "
+        "fewer steps are faster and change the audio")
+    s3gen_prompt_seconds: _PromptSeconds | None = Field(
+        None, description="APPROXIMATE: S3Gen re-reads only the last this-many seconds of the "
+        "voice prompt (none: all of it, up to 10 s); shorter is faster and changes the audio")
+    s3gen_short_prompt: Literal["every_chunk", "first_chunk"] = Field(
+        "every_chunk", description="with s3gen_prompt_seconds: shorten the prompt for every "
+        "chunk, or only for each segment's first chunk (first audio sooner)")
+
