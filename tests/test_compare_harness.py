@@ -341,6 +341,14 @@ def test_tiny_comparison_report(tiny_comparison, tmp_path):
     assert data["settings"]["checkpoint"]["scale"] == "tiny" and data["settings"]["checkpoint"]["random_weights"]
     assert [c["benchmark_tokens_per_text_token"] for c in data["contenders"]] == [1.0, 1.0]
     assert data["ratios"]["len-140"]["rtx4090"]["rtf"]["n"] == 2
+    # each configuration's costs, fitted from its own timed runs' chunk events (warm-up left out)
+    for c in data["contenders"]:
+        timed = [s for s in result.samples if s.contender == c["name"]]
+        vocoder = c["costs"]["vocoder"]
+        assert vocoder["samples"] == sum(s.s3gen_calls for s in timed)
+        assert vocoder["fixed_seconds"] >= 0 and vocoder["per_token_seconds"] >= 0
+        assert vocoder["fixed_seconds"] + vocoder["per_token_seconds"] > 0
+    assert "## What the model's work cost" in md and "`rtx4090` |" in md
 
 
 def test_configurations_must_share_the_model(tmp_path, tiny_checkpoint):

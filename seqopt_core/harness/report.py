@@ -170,6 +170,13 @@ def markdown(result: Comparison, plots: dict[str, str] | None = None) -> str:
           _opts(c["chunk_policy"]), _opts(c["context_policy"]), c["attention"], c["segment_context"],
           f"{c['crossfade_ms']:g} ms"] for c in result.contenders]), ""]
 
+    lines += ["## What the model's work cost", "",
+              "Fitted from each configuration's own timed runs (`seqopt_core.costs.fit_costs`): one "
+              "vocoder call costs `fixed + per token x (context + new tokens)`; a T3 step is the median "
+              "of streamed steps after each segment's first chunk.", "", table(
+                  ["name", "vocoder fixed", "vocoder per token", "calls fitted", "T3 step"],
+                  [[f"`{c['name']}`", *_cost_cells(c.get("costs") or {})] for c in result.contenders]), ""]
+
     lines += ["## Texts", "", table(
         ["text", "kind", "tokens", "characters", "source"],
         [[t.id, t.kind, str(t.tokens), str(len(t.text)), t.source] for t in result.texts]), ""]
@@ -289,3 +296,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _cost_cells(costs: dict[str, Any]) -> list[str]:
+    """Report cells for one configuration's fitted costs ("n/a" where too little was measured)."""
+    vocoder = costs.get("vocoder")
+    step = costs.get("t3_step_seconds")
+    if vocoder is None:
+        cells = ["n/a", "n/a", "0"]
+    else:
+        cells = [f"{vocoder['fixed_seconds']:.3f} s", f"{vocoder['per_token_seconds'] * 1000:.2f} ms",
+                 str(vocoder["samples"])]
+    return [*cells, "n/a" if step is None else f"{step * 1000:.1f} ms"]
+

@@ -282,6 +282,7 @@ class ComparisonRunner:
                 "the comparison counts every segment's exact text tokens with it")
         self.exact = host.create("estimator", "chatterbox", {"tokenizer": str(tokenizer)})
         self.device = str(self.engine_info.get("device", runtime.device))
+        self._chunk_events: dict[str, list[Any]] = {}
         self._step_cost = 1.0
         self._call_cost = ASSUMED_STEPS_PER_S3GEN_CALL
 
@@ -346,6 +347,8 @@ class ComparisonRunner:
                     on_chunk(chunk.event.speech_tokens * self._step_cost + self._call_cost)
         metrics = pipe.last_metrics
         assert metrics is not None
+        if repeat >= 0:  # timed runs only: what the model's work cost, for fit_costs
+            self._chunk_events.setdefault(contender, []).extend(metrics.chunks)
         s3gen_seconds, s3gen_calls = vocoder_calls(metrics.chunks)
         g = metrics.generation
         audio_all = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -411,10 +414,21 @@ class ComparisonRunner:
             if planned > done[0]:  # a run that made fewer S3Gen calls than planned (an empty chunk)
                 sink.advance(planned - done[0], label)
         return Comparison(
-            contenders=[self._describe(c) for c in self.contenders], texts=list(texts),
+            contenders=[{**self._describe(c), "costs": self.costs(c.name)} for c in self.contenders],
+            texts=list(texts),
             samples=samples, settings=self._settings(repeats, warmup), environment=self.environment(),
             token_match=token_match(samples, names, [t.id for t in texts]),
             memory_method=memory_method(self.device))
+
+    def costs(self, contender: str) -> dict[str, Any]:
+        """What the model's work cost in ``contender``'s timed runs so far
+        (:func:`seqopt_core.costs.fit_costs` over their chunk events): the vocoder's fixed
+        and per-token seconds, and a streamed T3 step's median."""
+        from ..costs import fit_costs
+
+        fitted = fit_costs(self._chunk_events.get(contender, []))
+        vocoder = fitted["vocoder"]
+        return {**fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
 
     def _warm_up(self, text: str, sink: ProgressSink) -> None:
         steps = calls = 0
