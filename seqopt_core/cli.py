@@ -302,6 +302,20 @@ def plugins(as_json):
         console.print(ptable)
 
 
+def _model_overrides(*, voice: str | None = None, checkpoint: str | None = None, device: str | None = None,
+                     seed: int | None = None) -> dict[str, Any] | None:
+    """The model flags as config overrides: --voice and --checkpoint are the engine's options,
+    --device and --seed the shared [synthesis] settings (OPTION_NAMES names them back)."""
+    overrides: dict[str, Any] = {}
+    engine = {k: v for k, v in (("voice", voice), ("checkpoint", checkpoint)) if v is not None}
+    synthesis = {k: v for k, v in (("device", device), ("seed", seed)) if v is not None}
+    if synthesis:
+        overrides["synthesis"] = synthesis
+    if engine:
+        overrides["engine"] = {"options": engine}
+    return overrides or None
+
+
 def _engine_available(loaded: Any) -> Any:
     """The plugin host of ``loaded``, once its engine is known to be able to run here."""
     from .config import plugin_host_for
@@ -363,20 +377,8 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
     from .pipeline import Pipeline
 
     console = _stderr_console()
-    engine_options: dict[str, Any] = {}
-    for key, value in (("voice", voice), ("checkpoint", checkpoint)):
-        if value is not None:
-            engine_options[key] = value
-    synthesis: dict[str, Any] = {}
-    for key, value in (("device", device), ("seed", seed)):
-        if value is not None:
-            synthesis[key] = value
-    overrides: dict[str, Any] = {}
-    if synthesis:
-        overrides["synthesis"] = synthesis
-    if engine_options:
-        overrides["engine"] = {"options": engine_options}
-    loaded = _load(config_path, profile, overrides or None)
+    loaded = _load(config_path, profile, _model_overrides(voice=voice, checkpoint=checkpoint,
+                                                          device=device, seed=seed))
     host = _engine_available(loaded)
     _preflight(host, loaded, console)  # a bad voice fails now, not after the model loaded
     # Open the output before the model loads: a read-only folder or a full disk fails now.
@@ -518,6 +520,74 @@ class _StopSignals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+@main.command()
+@_config_opt
+@_profile_opt
+@click.option("--checkpoint", metavar="DIR", type=click.Path(),
+              help="local checkpoint folder (default: the config's, else download ResembleAI/chatterbox)")
+@click.option("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+@click.option("--seed", type=int, default=0, show_default=True, help="sampling seed")
+@click.option("--sizes", metavar="N,N", default="10,25,50", show_default=True,
+              help="chunk sizes to decode with, in speech tokens (at least two different ones)")
+@click.option("-o", "--output", metavar="FILE", type=click.Path(), help="write the measurement as JSON")
+@click.option("--json", "as_json", is_flag=True, help="print the measurement as JSON")
+def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json):
+    """Measure what the model's work costs on this device: a vocoder call's fixed and
+    per-token seconds, and a T3 step.
+
+    Synthesizes one short sentence once per chunk size (fixed chunks, no context), times
+    every vocoder call and T3 step from the chunk events, and fits
+    seconds = fixed + per_token x tokens. With a random-weight checkpoint every
+    segment gets one speech token per text token (benchmark length mode).
+    """
+    from .costs import measure_costs
+    from .wavfile import check_output_path
+
+    size_list = _int_list(sizes, "--sizes") or []
+    if len(set(size_list)) < 2:
+        raise click.BadParameter(f"give at least two different chunk sizes, got {sizes!r}", param_hint="--sizes")
+    if output is not None:
+        check_output_path(output, what="-o")
+    loaded = _load(config_path, profile, _model_overrides(checkpoint=checkpoint, device=device, seed=seed))
+    host = _engine_available(loaded)
+    console = _stderr_console()
+    from .pipeline import Pipeline
+
+    with console.status("loading the model"):
+        engine = Pipeline.from_config(loaded, host=host).engine
+    info = engine.describe()
+    options = host.strategy("engine", loaded.config.engine.name).spec.options.model_fields
+    if info.get("random_weights") and "benchmark_tokens_per_text_token" in options \
+            and loaded.config.engine.options.get("benchmark_tokens_per_text_token") is None:
+        console.print("[yellow]note:[/] random weights: one speech token per text token (noise, not speech)")
+        overrides = _model_overrides(checkpoint=checkpoint, device=device, seed=seed) or {}
+        engine_table = overrides.setdefault("engine", {}).setdefault("options", {})
+        engine_table["benchmark_tokens_per_text_token"] = 1.0
+        loaded = _load(config_path, profile, overrides)  # the loaded engine takes these options
+    with console.status("measuring") as status:
+        result = measure_costs(loaded, host, sizes=size_list, engine=engine, on_chunk=lambda size, e: status.update(
+            _text(f"chunks of {size}: chunk {e.chunk_index}, {e.speech_tokens} tokens, "
+                  f"vocoder {e.s3gen_seconds:.2f} s")))
+    result["device"] = info.get("device")
+    if output is not None:
+        Path(output).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    if as_json:
+        _emit_json(result)
+        return
+    vocoder, step = result["vocoder"], result["t3_step_seconds"]
+    where = f"{info.get('name')} on {info.get('device')}"
+    if vocoder is None:
+        click.echo(f"{where}: too few vocoder calls of different sizes to fit a cost "
+                   f"({len(result['calls'])} measured)")
+    else:
+        click.echo(f"{where}: a vocoder call costs {vocoder['fixed_seconds']:.3f} s + "
+                   f"{vocoder['per_token_seconds'] * 1000:.2f} ms per token ({vocoder['samples']} calls)")
+    click.echo(f"{where}: a T3 step costs " + ("n/a (none measured)" if step is None else
+                                                 f"{step * 1000:.1f} ms ({result['t3_steps_measured']} steps)"))
+    if output is not None:
+        click.echo(f"written to {output}", err=True)
 
 
 def _int_list(value: str | None, option: str) -> list[int] | None:

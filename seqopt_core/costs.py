@@ -5,7 +5,10 @@ flow-matching steps) plus a part per token it decodes (context re-read plus new
 tokens); a T3 step of one streamed segment costs about the same every step.
 :func:`fit_costs` fits both from a run's :class:`~seqopt_core.types.ChunkEvent`
 records, which carry the measured seconds, so nothing is timed twice and
-nothing is patched. ``seqopt speak --metrics`` reports the fit. Pure Python.
+nothing is patched. ``seqopt speak --metrics`` and ``seqopt compare`` report the
+fit; ``seqopt costs`` measures it on purpose (:func:`measure_costs`: one short
+text at several chunk sizes) and writes it as JSON for the device. Pure Python
+(:func:`measure_costs` loads the engine through the pipeline when called).
 
     >>> from seqopt_core.types import ChunkEvent
     >>> events = [ChunkEvent(0, i, n, n / 25, 0.0, 0.0, s3gen_seconds=2.0 + 0.1 * (n + c),
@@ -85,4 +88,47 @@ def _not_first(chunk: ChunkEvent, chunks: Sequence[ChunkEvent]) -> bool:
     return first is not chunk
 
 
-__all__ = ["LinearCost", "fit_costs", "fit_linear"]
+#: What :func:`measure_costs` synthesizes: one sentence (59 text tokens), one segment with every profile.
+CALIBRATION_TEXT = "The quick brown fox jumps over the lazy dog, then runs back to the old fence by the river."
+#: Chunk sizes :func:`measure_costs` decodes with, in speech tokens.
+CALIBRATION_SIZES = (10, 25, 50)
+
+
+def measure_costs(config: Any, host: Any, *, sizes: Sequence[int] = CALIBRATION_SIZES,
+                  text: str = CALIBRATION_TEXT, engine: Any = None,
+                  on_chunk: Any = None) -> dict[str, Any]:
+    """Synthesize ``text`` once per chunk size in ``sizes`` (fixed chunks, no context,
+    one segment at a time) with ``config``'s engine, and fit what the work cost.
+
+    ``engine`` reuses a loaded engine; ``on_chunk(size, event)`` hears every chunk.
+    Returns the engine's :meth:`~seqopt_core.engine.Engine.describe`, the sizes, every
+    call's ``(tokens, seconds)`` and the fit (:func:`fit_costs`).
+    """
+    from .api import as_loaded_config
+    from .pipeline import Pipeline
+
+    if not sizes or any(n < 1 for n in sizes):
+        raise ValueError(f"chunk sizes must be whole numbers of at least 1, got {list(sizes)}")
+    if engine is None:
+        engine = Pipeline.from_config(config, host=host).engine
+    events: list[ChunkEvent] = []
+    for size in sizes:
+        loaded = as_loaded_config(config, overrides={
+            "chunk_policy": {"name": "fixed", "options": {"chunk_size": int(size)}},
+            "context_policy": {"name": "fixed", "options": {"context_window": 0}},
+            "synthesis": {"batch_size": 1}}, validate=False)
+        pipeline = Pipeline.from_config(loaded, host=host, engine=engine)
+        for chunk in pipeline.stream(text):
+            if on_chunk is not None:
+                on_chunk(size, chunk.event)
+        assert pipeline.last_metrics is not None
+        events.extend(pipeline.last_metrics.chunks)
+    fitted = fit_costs(events)
+    vocoder = fitted["vocoder"]
+    return {"engine": engine.describe(), "sizes": [int(n) for n in sizes], "text": text,
+            "calls": [[c.context_tokens + c.speech_tokens, c.s3gen_seconds] for c in events
+                      if c.speech_tokens > 0 and c.s3gen_seconds > 0],
+            **fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
+
+
+__all__ = ["CALIBRATION_SIZES", "CALIBRATION_TEXT", "LinearCost", "fit_costs", "fit_linear", "measure_costs"]

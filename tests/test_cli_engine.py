@@ -83,3 +83,27 @@ def test_speak_bad_input_is_a_clear_error(run, tmp_path, monkeypatch, tiny_check
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_costs_measures_the_vocoder_and_a_t3_step(tiny_checkpoint, tmp_path):
+    """seqopt costs: a fit of the vocoder's fixed and per-token seconds and a T3 step's,
+    from the chunk events of one sentence at each chunk size, written as JSON."""
+    out = tmp_path / "costs.json"
+    result = CliRunner().invoke(main, ["costs", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                                       "--sizes", "5,20", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "a vocoder call costs" in result.output and "a T3 step costs" in result.output
+    data = json.loads(out.read_text())
+    assert data["device"] == "cpu" and data["engine"]["random_weights"] and data["sizes"] == [5, 20]
+    calls = data["calls"]
+    assert {n for n, _ in calls} >= {5, 20}  # full chunks of both sizes were decoded
+    assert data["vocoder"]["samples"] == len(calls)
+    assert data["vocoder"]["fixed_seconds"] >= 0 and data["vocoder"]["per_token_seconds"] >= 0
+    assert data["t3_step_seconds"] > 0 and data["t3_steps_measured"] > 0
+
+
+@pytest.mark.parametrize(("sizes", "says"), [("10", "at least two different"), ("10,x", "comma-separated"),
+                                            ("0,10", "between 1 and 2048")])
+def test_costs_refuses_bad_sizes(sizes, says, tiny_checkpoint):
+    result = CliRunner().invoke(main, ["costs", "--checkpoint", str(tiny_checkpoint), "--sizes", sizes])
+    assert result.exit_code == 2 and says in result.output
