@@ -543,6 +543,7 @@ def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json
     segment gets one speech token per text token (benchmark length mode).
     """
     from .costs import measure_costs
+    from .harness.runner import RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN
     from .wavfile import check_output_path
 
     size_list = _int_list(sizes, "--sizes") or []
@@ -564,7 +565,7 @@ def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json
         console.print("[yellow]note:[/] random weights: one speech token per text token (noise, not speech)")
         overrides = _model_overrides(checkpoint=checkpoint, device=device, seed=seed) or {}
         engine_table = overrides.setdefault("engine", {}).setdefault("options", {})
-        engine_table["benchmark_tokens_per_text_token"] = 1.0
+        engine_table["benchmark_tokens_per_text_token"] = RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN
         loaded = _load(config_path, profile, overrides)  # the loaded engine takes these options
     with console.status("measuring") as status:
         result = measure_costs(loaded, host, sizes=size_list, engine=engine, on_chunk=lambda size, e: status.update(

@@ -66,26 +66,38 @@ def fit_linear(points: Sequence[tuple[float, float]]) -> LinearCost | None:
 
 def fit_costs(chunks: Sequence[ChunkEvent]) -> dict[str, Any]:
     """The vocoder's :class:`LinearCost` over the tokens each call decoded (context +
-    new) and the median seconds of a streamed T3 step, from one run's chunk events.
+    new) and the median seconds of a streamed T3 step, from chunk events in the order
+    runs delivered them (one run or several after one another).
 
     Only chunks that called the vocoder count (``speech_tokens > 0``); T3 steps are
-    read from streamed chunks after a segment's first (``queue_seconds == 0`` and
-    ``chunk_index > 0``: the first holds the prompt's prefill). Either is ``None``
-    when the run gives too little to fit.
+    read from streamed chunks (``queue_seconds == 0``) that are not a segment's first:
+    the first holds the prompt's prefill. A segment's first chunk is the first event,
+    one that starts a run (``chunk_index == 0``), or one whose segment differs from the
+    event before. Either result is ``None`` when there is too little to fit.
     """
-    calls = [(c.context_tokens + c.speech_tokens, c.s3gen_seconds) for c in chunks
-             if c.speech_tokens > 0 and c.s3gen_seconds > 0]
-    steps = [c.t3_seconds / c.speech_tokens for c in chunks
-             if c.speech_tokens > 0 and c.queue_seconds == 0 and c.t3_seconds > 0 and _not_first(c, chunks)]
+    calls: list[tuple[float, float]] = []
+    steps: list[float] = []
+    previous: ChunkEvent | None = None
+    for c in chunks:
+        first = previous is None or c.chunk_index == 0 or c.segment_index != previous.segment_index
+        previous = c
+        if c.speech_tokens <= 0:
+            continue
+        if c.s3gen_seconds > 0:
+            calls.append((c.context_tokens + c.speech_tokens, c.s3gen_seconds))
+        if not first and c.queue_seconds == 0 and c.t3_seconds > 0:
+            steps.append(c.t3_seconds / c.speech_tokens)
     return {"vocoder": fit_linear(calls),
             "t3_step_seconds": statistics.median(steps) if steps else None,
             "t3_steps_measured": len(steps)}
 
 
-def _not_first(chunk: ChunkEvent, chunks: Sequence[ChunkEvent]) -> bool:
-    """Whether ``chunk`` is not the first chunk of its segment in ``chunks``."""
-    first = next(c for c in chunks if c.segment_index == chunk.segment_index)
-    return first is not chunk
+def costs_json(chunks: Sequence[ChunkEvent]) -> dict[str, Any]:
+    """:func:`fit_costs` as plain JSON values (what ``--metrics``, ``seqopt compare`` and
+    ``seqopt costs`` write)."""
+    fitted = fit_costs(chunks)
+    vocoder = fitted["vocoder"]
+    return {**fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
 
 
 #: What :func:`measure_costs` synthesizes: one sentence (59 text tokens), one segment with every profile.
@@ -123,12 +135,11 @@ def measure_costs(config: Any, host: Any, *, sizes: Sequence[int] = CALIBRATION_
                 on_chunk(size, chunk.event)
         assert pipeline.last_metrics is not None
         events.extend(pipeline.last_metrics.chunks)
-    fitted = fit_costs(events)
-    vocoder = fitted["vocoder"]
     return {"engine": engine.describe(), "sizes": [int(n) for n in sizes], "text": text,
             "calls": [[c.context_tokens + c.speech_tokens, c.s3gen_seconds] for c in events
                       if c.speech_tokens > 0 and c.s3gen_seconds > 0],
-            **fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
+            **costs_json(events)}
 
 
-__all__ = ["CALIBRATION_SIZES", "CALIBRATION_TEXT", "LinearCost", "fit_costs", "fit_linear", "measure_costs"]
+__all__ = ["CALIBRATION_SIZES", "CALIBRATION_TEXT", "LinearCost", "costs_json", "fit_costs", "fit_linear",
+           "measure_costs"]

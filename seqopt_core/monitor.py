@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .costs import fit_costs
+from .costs import costs_json
 from .hookspecs import hookimpl
 from .types import ChunkEvent, GenerationEvent, SegmentEvent
 
@@ -67,8 +67,6 @@ class MetricsMonitor:
 
     def costs(self) -> dict[str, Any]:
         """What the model's work cost here, fitted from the chunks heard so far
-        (:func:`seqopt_core.costs.fit_costs`): the vocoder's fixed and per-token
+        (:func:`seqopt_core.costs.costs_json`): the vocoder's fixed and per-token
         seconds, and a streamed T3 step's median seconds."""
-        fitted = fit_costs(self.chunks)
-        vocoder = fitted["vocoder"]
-        return {**fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
+        return costs_json(self.chunks)

@@ -437,3 +437,17 @@ def test_fit_linear_recovers_a_line_and_never_goes_negative():
     assert flat.per_token_seconds == 0 and flat.fixed_seconds == pytest.approx(1.5)
     through_zero = fit_linear([(10, 0.5), (20, 2.0)])  # the line would cross below zero
     assert through_zero.fixed_seconds == 0 and through_zero.per_token_seconds > 0
+
+
+def test_fit_costs_leaves_out_each_segments_first_chunk_in_every_run():
+    """A segment's first chunk holds the prefill: left out of the T3 step, also when the
+    events of several runs (segment 0 again) follow one another."""
+    from seqopt_core.costs import fit_costs
+    from seqopt_core.types import ChunkEvent
+
+    def run(prefill):
+        return [ChunkEvent(seg, i, 10, 0.4, 0.0, 0.0, t3_seconds=(prefill if first else 0.1), s3gen_seconds=1.0)
+                for i, (seg, first) in enumerate([(0, True), (0, False), (1, True), (1, False)])]
+
+    fitted = fit_costs(run(prefill=5.0) + run(prefill=7.0))
+    assert fitted["t3_steps_measured"] == 4 and fitted["t3_step_seconds"] == pytest.approx(0.01)

@@ -424,11 +424,9 @@ class ComparisonRunner:
         """What the model's work cost in ``contender``'s timed runs so far
         (:func:`seqopt_core.costs.fit_costs` over their chunk events): the vocoder's fixed
         and per-token seconds, and a streamed T3 step's median."""
-        from ..costs import fit_costs
+        from ..costs import costs_json
 
-        fitted = fit_costs(self._chunk_events.get(contender, []))
-        vocoder = fitted["vocoder"]
-        return {**fitted, "vocoder": None if vocoder is None else vocoder.to_dict()}
+        return costs_json(self._chunk_events.get(contender, []))
 
     def _warm_up(self, text: str, sink: ProgressSink) -> None:
         steps = calls = 0
