@@ -142,6 +142,7 @@ class ChatterboxEngine:
         self.sampling = SamplingOptions(
             temperature=options.temperature, top_p=options.top_p, min_p=options.min_p,
             repetition_penalty=options.repetition_penalty, cfg_weight=options.cfg_weight)
+        self._references = self._s3gen_references()
         self._set_up: set[int] = set()
 
     @classmethod
@@ -271,15 +272,21 @@ class ChatterboxEngine:
 
     def decoder(self, job: SegmentJob, *, crossfade_ms: float) -> ChatterboxDecoder:
         seed = job.seed
+        first, rest = self._references
+        vocoder = ChunkVocoder(self.s3gen, first, crossfade_ms=crossfade_ms,
+                               n_cfm_timesteps=self.options.s3gen_cfm_steps,
+                               seed=None if seed is None else seed * 7919 + job.segment.index)
+        return ChatterboxDecoder(self, vocoder, rest)
+
+    def _s3gen_references(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """S3Gen's voice reference for each segment's first chunk and for the chunks after
+        it (``s3gen_prompt_seconds``, ``s3gen_short_prompt``); the same for every segment."""
         o = self.options
         short = self.s3gen_reference(o.s3gen_prompt_seconds)
         full = self.conds.gen
         first = short if short is not None else full
         rest = short if short is not None and o.s3gen_short_prompt == "every_chunk" else full
-        vocoder = ChunkVocoder(self.s3gen, first, crossfade_ms=crossfade_ms,
-                               n_cfm_timesteps=o.s3gen_cfm_steps,
-                               seed=None if seed is None else seed * 7919 + job.segment.index)
-        return ChatterboxDecoder(self, vocoder, rest)
+        return first, rest
 
     def s3gen_reference(self, seconds: float | None) -> dict[str, Any] | None:
         """The voice's S3Gen reference cut to its last ``seconds`` (whole speech tokens, two
@@ -356,25 +363,17 @@ class ChatterboxBatch:
     def __init__(self, engine: ChatterboxEngine, batch: T3Batch) -> None:
         self.engine = engine
         self.t3_batch = batch
-        self._jobs: dict[int, SegmentJob] = {}
 
     @property
     def rows(self) -> int:
         return self.t3_batch.rows
 
     def step(self, joining: Sequence[SegmentJob] = ()) -> list[TokenStep]:
-        pairs = []
-        for job in joining:
-            self._jobs[job.key] = job
-            pairs.append((job.key, self.engine.batch_item(job)))
-        out = []
-        for row in self.t3_batch.step(pairs):
-            job = self._jobs[row.key] if row.finished is None else self._jobs.pop(row.key)
-            out.append(TokenStep(job, row.token, row.finished))
-        return out
+        # each row's key is its job, so every step names the job it belongs to
+        steps = self.t3_batch.step([(job, self.engine.batch_item(job)) for job in joining])
+        return [TokenStep(row.key, row.token, row.finished) for row in steps]
 
     def close(self) -> None:
-        self._jobs.clear()
         self.t3_batch.close()
 
 
