@@ -14,24 +14,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py", "bench_attention.py", "bench_engine.py"])
 def test_benchmark_quick_mode(script, tmp_path, tokenizer_path):
+    _run_quick(script, tmp_path, tokenizer_path)
+
+
+def _run_quick(script, tmp_path, tokenizer_path, *extra):
+    """Run ``script --quick``; its JSON results, once it printed a table and recorded its environment."""
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--out", str(out),
-                           "--tokenizer", str(tokenizer_path)],
+                           "--tokenizer", str(tokenizer_path), *extra],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["environment"]["python"] and "|" in done.stdout  # a table was printed
+    return data
 
 
 def test_bench_batch_quick_mode(tmp_path, tokenizer_path):
     """Batched synthesis benchmark on the tiny checkpoint: every mode's tokens equal sequential."""
-    out = tmp_path / "batch.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_batch.py"), "--quick", "--out",
-                           str(out), "--tokenizer", str(tokenizer_path), "--threads", "1"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    data = json.loads(out.read_text())
-    assert data["environment"]["python"] and "|" in done.stdout
+    data = _run_quick("bench_batch.py", tmp_path, tokenizer_path, "--threads", "1")
     modes = data["results"]["modes"]
     assert set(modes) == {"sequential", "B=2", "B=4", "B=8", "B=8 fixed"}
     assert all(m["equal_to_sequential"] for m in modes.values())
@@ -41,13 +41,8 @@ def test_bench_batch_quick_mode(tmp_path, tokenizer_path):
 def test_bench_s3gen_quick_mode(tmp_path, tokenizer_path):
     """One S3Gen call per approximation on the tiny checkpoint: a fit per mode, exact is its
     own reference, and fewer flow-matching steps move the output (no timing asserted)."""
-    out = tmp_path / "s3gen.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_s3gen.py"), "--quick", "--out",
-                           str(out), "--tokenizer", str(tokenizer_path), "--threads", "1"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    data = json.loads(out.read_text())
-    assert data["environment"]["model_packages"]["torch"] and "|" in done.stdout
+    data = _run_quick("bench_s3gen.py", tmp_path, tokenizer_path, "--threads", "1")
+    assert data["environment"]["model_packages"]["torch"]
     modes = data["results"]["modes"]
     assert set(modes) == {"exact", "cfm_steps=5", "prompt=5s", "prompt=2.5s"}
     assert all(m["fit"] is not None for m in modes.values())
