@@ -45,10 +45,35 @@ again after the warm-up (from measured ones). If the measured estimate exceeds
 ``--budget-minutes`` (default 45; 0: no limit), the largest texts are skipped,
 with a note in the output and the JSON. Results are written after every text,
 so an interrupted run keeps what finished.
+
+**The peer** (``--peer``): the real ``chatterbox-streaming==0.1.2`` (PyPI), the
+fork the ``baseline`` profile imitates, as a third contender on the same
+weights, texts, seed, CPU and length mode. It runs in its own process and venv
+(it pins transformers 4.46.3): ``benchmarks/peer/peer_run.py --serve`` in
+``benchmarks/.cache/peer_venv`` (``--peer-venv``; made by ``bash
+benchmarks/peer/make_peer_venv.sh``; without it the peer is skipped with that
+command in the output and the JSON). The checkpoint is converted once to the
+``.pt`` files the fork loads (``benchmarks/peer/convert_checkpoint.py``, into
+``benchmarks/.cache/peer_ck/<folder name>``). The peer loads and warms up while
+this process waits, then runs in each round right after the profiles (baseline,
+rtx4090, peer), one text at a time, so the ratios against it are within rounds
+too. Its watermark is off like the profiles' (``--peer-watermark`` keeps it).
+How its stages are timed and how its length is fixed: ``peer_run.py``'s doc.
+``--quick`` (tiny checkpoint) cannot run the peer: the fork builds
+released-size modules.
+
+Every contender reports TTFA, RTF, S3Gen calls and seconds, T3 seconds, the
+overlap achieved (``overlap_seconds``: T3 + decode seconds beyond the wall time,
+i.e. model time that ran concurrently; 0 for a pipeline that runs them one after
+the other, which both the profiles and the fork do today) and playback stalls.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +92,14 @@ QUICK_CHARS = (100,)
 WARMUP_CHARS = 60
 TEXT_TOLERANCE = 0.1  # a text is "about N characters": within +-10 %
 DEFAULT_CHECKPOINT = c.BENCH_DIR / ".cache" / "ck_full"
+PEER = "peer"  #: the contender name of chatterbox-streaming in tables and JSON
+PEER_DIR = c.BENCH_DIR / "peer"
+DEFAULT_PEER_VENV = c.BENCH_DIR / ".cache" / "peer_venv"
+PEER_CHECKPOINTS = c.BENCH_DIR / ".cache" / "peer_ck"
+MAKE_PEER_VENV = "bash benchmarks/peer/make_peer_venv.sh"
+#: The fork's generate_stream defaults, which it runs with (baseline's chunk and context policies).
+PEER_CHUNK_SIZE = 25
+PEER_CONTEXT_WINDOW = 50
 #: Prior per-step costs for the first estimate, on the development CPU (2 vCPUs):
 #: a full-size T3 step with CFG (batch 2) and one S3Gen call per chunk.
 ASSUMED_T3_STEP_SECONDS = 0.3
@@ -217,6 +250,103 @@ def fmt_minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+# --- the peer contender: chatterbox-streaming in its own venv ------------------------
+
+
+class PeerError(RuntimeError):
+    """The peer process failed: what it said is on stderr above."""
+
+
+def peer_unavailable(venv: Path, quick: bool) -> str | None:
+    """Why the peer cannot run (None when it can): no venv, or the tiny checkpoint."""
+    if not (venv / "bin" / "python").is_file():
+        return (f"no peer venv at {c.display_path(venv)} (no bin/python); make it with: {MAKE_PEER_VENV}"
+                + ("" if venv == DEFAULT_PEER_VENV else f" (PEER_VENV={venv})"))
+    if quick:
+        return ("--quick runs on a tiny checkpoint, and chatterbox-streaming builds released-size "
+                "modules only: run without --quick (a full-size checkpoint) for the peer")
+    return None
+
+
+def peer_environment(venv: Path) -> dict[str, str]:
+    """The peer's environment: offline, with a Hugging Face home of its own (the fork loads
+    local files only; nothing is fetched and the user's cache is left alone)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "HF_HOME": str(venv / "hf_home")}
+
+
+def convert_for_peer(venv: Path, checkpoint: Path) -> tuple[Path, dict[str, Any]]:
+    """``checkpoint`` as the fork's ``.pt`` files (converted once, checked against the fork)."""
+    target = PEER_CHECKPOINTS / checkpoint.name
+    done = subprocess.run([str(venv / "bin" / "python"), str(PEER_DIR / "convert_checkpoint.py"),
+                           str(checkpoint), str(target)],
+                          stdout=subprocess.PIPE, text=True, env=peer_environment(venv), cwd=c.REPO_ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"error: converting {checkpoint} for the peer failed (exit {done.returncode}); "
+                         "see its messages above")
+    return target, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class PeerProcess:
+    """``benchmarks/peer/peer_run.py --serve`` in the peer venv: loads the fork and warms it
+    up once (:attr:`info`), then runs one text per :meth:`run`. Its progress goes to stderr."""
+
+    def __init__(self, venv: Path, checkpoint: Path, *, warmup_text: str, seed: int,
+                 tokens_per_text_token: float, device: str, threads: int | None, watermark: bool) -> None:
+        command = [str(venv / "bin" / "python"), str(PEER_DIR / "peer_run.py"), "--serve",
+                   "--checkpoint", str(checkpoint), "--warmup-text", warmup_text, "--seed", str(seed),
+                   "--tokens-per-text-token", repr(tokens_per_text_token), "--device", device,
+                   "--watermark" if watermark else "--no-watermark"]
+        if threads:
+            command += ["--threads", str(threads)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=peer_environment(venv), cwd=c.REPO_ROOT)
+        self.info: dict[str, Any] = self._reply()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise PeerError(f"the peer process ended (exit {self.process.wait()}); see its messages above")
+        return json.loads(line)
+
+    def run(self, label: str, text: str) -> dict[str, Any]:
+        """One timed run of ``text`` in the fork: :func:`peer_row` of its record."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"label": label, "text": text}) + "\n")
+        self.process.stdin.flush()
+        return peer_row(self._reply())
+
+    def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def peer_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A peer run's record with the keys a profile's row has (one segment, no pauses).
+
+    Its ``rtf_speech`` is wall per second of the audio its decoded tokens stand for
+    (40 ms each), which for the profiles is their speech audio exactly: the fork's own
+    audio is shorter on random weights (``peer_run.py``: its context crop counts the
+    special ids it drops), so ``rtf`` alone would overstate its real-time factor."""
+    wall, tokens = record["wall_seconds"], record["speech_tokens"]
+    decoded = record["decoded_audio_seconds"]
+    return {**record, "rtf_speech": wall / decoded if decoded else None, "speech_audio_seconds": decoded,
+            "pause_seconds": 0.0, "segments": 1, "planning_seconds": None,
+            "speech_tokens_per_second": tokens / wall if wall else None,
+            "stopped_by": [record["stopped_by"]], "completed": True}
+
+
+def peer_planned_work(baseline_work: dict[str, Any], chunk_size: int) -> dict[str, Any]:
+    """What the fork will do: baseline's one segment, ``ceil(tokens / chunk)`` S3Gen calls."""
+    return {**baseline_work, "s3gen_calls": math.ceil(baseline_work["speech_tokens"] / chunk_size)}
+
+
 # --- one run -------------------------------------------------------------------------
 
 
@@ -263,6 +393,8 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
         "queue_seconds": meter.queue_seconds,
         "s3gen_calls": meter.s3gen_calls,
         "s3gen_tokens": meter.s3gen_tokens,
+        "overlap_seconds": d.get("overlap_seconds",
+                                 max(0.0, meter.t3_seconds + meter.decode_seconds - d["wall_seconds"])),
         "s3gen_call_seconds": meter.s3gen_call_seconds,
         "first_chunk_t3_seconds": meter.first_t3_seconds,
         "first_chunk_s3gen_seconds": meter.first_s3gen_seconds,
@@ -276,8 +408,13 @@ def run_once(pipeline: Any, text: str, label: str, verbose: bool) -> dict[str, A
 
 
 SUMMARY_KEYS = ("time_to_first_audio", "rtf", "rtf_speech", "wall_seconds", "audio_seconds",
-                "speech_tokens_per_second", "t3_seconds", "s3gen_seconds", "planning_seconds",
-                "peak_memory_bytes", "stall_seconds")
+                "speech_tokens_per_second", "t3_seconds", "s3gen_seconds", "decode_seconds",
+                "overlap_seconds", "first_chunk_t3_seconds", "first_chunk_s3gen_seconds",
+                "planning_seconds", "peak_memory_bytes", "stall_seconds")
+#: (numerator, denominator) contenders of the ratio table, when both ran
+RATIO_PAIRS = (("rtx4090", "baseline"), (PEER, "baseline"), ("baseline", PEER), ("rtx4090", PEER))
+RATIO_KEYS = ("time_to_first_audio", "rtf", "rtf_speech", "wall_seconds", "t3_seconds", "s3gen_seconds",
+              "speech_tokens")
 
 
 def summarize_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -285,24 +422,69 @@ def summarize_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for key in SUMMARY_KEYS:
         values = [s[key] for s in samples if s.get(key) is not None]
         out[key] = c.summarize(values) if values else None
-    for key in ("segments", "chunks", "speech_tokens", "s3gen_calls"):
+    for key in ("segments", "chunks", "speech_tokens", "s3gen_calls", "s3gen_tokens"):
         out[key] = sorted({s[key] for s in samples})  # equal across repeats (seeded)
     return out
 
 
-def ratio_summary(rows: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any] | None:
-    """rtx4090/baseline of ``key`` within each round (side by side), summarized."""
-    pairs = [r[key] / b[key] for b, r in zip(rows["baseline"], rows["rtx4090"])
-             if b.get(key) and r.get(key) is not None]
+def ratio_summary(rows: dict[str, list[dict[str, Any]]], key: str, numerator: str = "rtx4090",
+                  denominator: str = "baseline") -> dict[str, Any] | None:
+    """``numerator``/``denominator`` of ``key`` within each round (side by side), summarized."""
+    pairs = [a[key] / b[key] for b, a in zip(rows.get(denominator, []), rows.get(numerator, []))
+             if b.get(key) and a.get(key) is not None]
     return c.summarize(pairs) if pairs else None
+
+
+def ratios(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Every :data:`RATIO_PAIRS` ratio whose contenders both ran: ``{"a_over_b": {key: summary}}``."""
+    return {f"{a}_over_{b}": {k: ratio_summary(rows, k, a, b) for k in RATIO_KEYS}
+            for a, b in RATIO_PAIRS if rows.get(a) and rows.get(b)}
 
 
 def fmt_med(summary: dict[str, Any] | None, fmt: str = "{:.2f}") -> str:
     return "-" if not summary else fmt.format(summary["median"])
 
 
+def fmt_med_seconds(summary: dict[str, Any] | None) -> str:
+    return "-" if not summary else c.fmt_seconds(summary["median"])
+
+
 def one(values: list[int]) -> str:
     return "/".join(str(v) for v in values)
+
+
+def result_row(n: int, text: str, name: str, s: dict[str, Any], planned_tokens: int) -> list[Any]:
+    """One line of the main table: contender ``name`` on the ``n``-character text."""
+    equal = s["speech_tokens"] == [planned_tokens]
+    return [
+        f"{n} ({len(text)})", name, one(s["segments"]), one(s["chunks"]),
+        one(s["speech_tokens"]) + ("" if equal else " (!)"), one(s["s3gen_calls"]),
+        fmt_med_seconds(s["time_to_first_audio"]), fmt_med(s["rtf"]), fmt_med(s["rtf_speech"]),
+        fmt_med_seconds(s["wall_seconds"]), fmt_med(s["audio_seconds"]),
+        fmt_med(s["speech_tokens_per_second"], "{:.1f}"),
+        f"{fmt_med(s['t3_seconds'], '{:.1f}')} / {fmt_med(s['s3gen_seconds'], '{:.1f}')}",
+        fmt_med(s["overlap_seconds"], "{:.1f}"),
+        "-" if not s["peak_memory_bytes"] else f"{s['peak_memory_bytes']['median'] / 2**30:.2f}",
+        fmt_med(s["stall_seconds"], "{:.1f}"), fmt_med_seconds(s["planning_seconds"]),
+    ]
+
+
+def stage_row(n: int, name: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Where one contender's time went on the ``n``-character text (first round): T3 per
+    token, the first chunk's T3 and S3Gen, S3Gen per call and per rendered token."""
+    r = rows[0]
+    calls = r["s3gen_call_seconds"]
+    per_call = sorted(calls)[len(calls) // 2] if calls else None
+    tokens = r.get("s3gen_tokens") or 0
+    return [
+        f"{n}", name,
+        f"{r['t3_seconds'] / r['speech_tokens'] * 1000:.0f} ms" if r["speech_tokens"] else "-",
+        c.fmt_seconds(r["first_chunk_t3_seconds"]) if r.get("first_chunk_t3_seconds") is not None else "-",
+        c.fmt_seconds(r["first_chunk_s3gen_seconds"]) if r.get("first_chunk_s3gen_seconds") is not None else "-",
+        r["s3gen_calls"], tokens, c.fmt_seconds(per_call) if per_call is not None else "-",
+        f"{r['s3gen_seconds'] / tokens * 1000:.0f} ms" if tokens else "-",
+        c.fmt_seconds(r.get("decode_seconds", 0.0) - r["s3gen_seconds"]),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=45.0, metavar="MIN",
                         help="skip the largest texts when the measured estimate exceeds this "
                              "(default 45; 0: no limit, run the full matrix)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also run the real chatterbox-streaming 0.1.2 (its own venv and process) "
+                             f"as a third contender; make its venv first: {MAKE_PEER_VENV}")
+    parser.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV, metavar="DIR",
+                        help="the peer's venv (default benchmarks/.cache/peer_venv)")
+    parser.add_argument("--peer-watermark", action="store_true",
+                        help="keep the fork's Perth watermark (default off, like the profiles')")
     args = parser.parse_args(argv)
     c.check_repeats(args.repeats)
     repeats = args.repeats or 1
@@ -333,9 +522,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = c.resolve_tokenizer(args.tokenizer)
     verbose = not sys.stderr.isatty()
+    peer_venv = args.peer_venv.expanduser().resolve()
+    peer_skip = peer_unavailable(peer_venv, args.quick) if args.peer else None
+    if peer_skip:
+        print(f"NOTE: the peer (chatterbox-streaming) is skipped: {peer_skip}", file=sys.stderr, flush=True)
 
     with ExitStack() as stack:
         folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
+        peer_ck: tuple[Path, dict[str, Any]] | None = None
+        if args.peer and not peer_skip:
+            peer_ck = convert_for_peer(peer_venv, folder)
 
         synthesis = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
         engine_options = {"checkpoint": str(folder), "watermark": False,
@@ -382,9 +578,13 @@ def main(argv: list[str] | None = None) -> int:
         work = {n: {p: planned_work(pipelines[p], texts[n], prompt_tokens) for p in PROFILES}
                 for n in chars_list}
         warm_work = {p: planned_work(pipelines[p], warmup_text, prompt_tokens) for p in PROFILES}
+        contenders = list(PROFILES) + ([PEER] if peer_ck else [])
+        if peer_ck:  # the fork: baseline's one segment, its own fixed 25-token chunks
+            for n in chars_list:
+                work[n][PEER] = peer_planned_work(work[n]["baseline"], PEER_CHUNK_SIZE)
 
         def total(w: dict, **kw: float) -> float:
-            return repeats * sum(estimate_seconds(w[n][p], **kw) for n in w for p in PROFILES)
+            return repeats * sum(estimate_seconds(w[n][p], **kw) for n in w for p in w[n])
 
         prior = total(work, t3_step=ASSUMED_T3_STEP_SECONDS, s3gen_call=ASSUMED_S3GEN_CALL_SECONDS)
         notes = [
@@ -398,19 +598,26 @@ def main(argv: list[str] | None = None) -> int:
             "max_new_tokens does not apply in this mode)",
             f"texts: about {', '.join(map(str, chars_list))} characters of seqopt_core/corpus "
             f"(actual: {', '.join(str(len(texts[n])) for n in chars_list)}), whole sentences; "
-            f"warm-up: {len(warmup_text)} characters per profile, untimed; {repeats} repeat(s), "
-            "baseline then rtx4090 for each text",
+            f"warm-up: {len(warmup_text)} characters per contender, untimed; {repeats} repeat(s), "
+            f"{', '.join(contenders)} for each text",
             f"estimate before running (assumed {ASSUMED_T3_STEP_SECONDS} s per T3 step, "
             f"{ASSUMED_S3GEN_CALL_SECONDS:g} s per S3Gen call): {fmt_minutes(prior)} for "
-            f"{sum(w[p]['speech_tokens'] for w in work.values() for p in PROFILES) * repeats} speech tokens "
-            f"and {sum(w[p]['s3gen_calls'] for w in work.values() for p in PROFILES) * repeats} S3Gen calls",
+            f"{sum(w[p]['speech_tokens'] for w in work.values() for p in w) * repeats} speech tokens "
+            f"and {sum(w[p]['s3gen_calls'] for w in work.values() for p in w) * repeats} S3Gen calls",
         ]
+        if args.peer:
+            notes.append("peer: " + (f"SKIPPED ({peer_skip})" if peer_skip else
+                                     f"chatterbox-streaming 0.1.2 in {c.display_path(peer_venv)}, own process, "
+                                     f"on {c.display_path(peer_ck[0])} (the same weights as .pt), watermark "
+                                     + ("on" if args.peer_watermark else "off")
+                                     + ", same seed and length mode"))
         c.print_header(NAME, env, notes)
         c.print_table(
-            ["text", "profile", "segments", "text tokens", "speech tokens", "S3Gen calls",
+            ["text", "contender", "segments", "text tokens", "speech tokens", "S3Gen calls",
              "S3Gen tokens (with prompt)"],
             [[f"{n} chars", p, w["segments"], w["text_tokens"], w["speech_tokens"], w["s3gen_calls"],
-              w["s3gen_tokens_with_prompt"]] for n in chars_list for p, w in work[n].items()],
+              w["s3gen_tokens_with_prompt"] if p != PEER else "-"]
+             for n in chars_list for p, w in work[n].items()],
             title="Planned work (from the plans and policies, before running)")
 
         # warm-up: one short text per profile; its costs calibrate the estimate
@@ -419,14 +626,35 @@ def main(argv: list[str] | None = None) -> int:
             for p in PROFILES:
                 warm[p] = run_once(pipelines[p], warmup_text, f"warm-up {p}", verbose)
                 step(f"{p}: {warm[p]['wall_seconds']:.1f} s")
-        t3_step = (sum(w["t3_seconds"] for w in warm.values())
-                   / max(1, sum(w["speech_tokens"] for w in warm.values())))
-        s3gen_token = (sum(w["s3gen_seconds"] for w in warm.values())
+        peer: PeerProcess | None = None
+        peer_record: dict[str, Any] = ({"status": "not requested"} if not args.peer else
+                                       {"status": "skipped", "reason": peer_skip,
+                                        "make_venv": MAKE_PEER_VENV} if peer_skip else {"status": "ran"})
+        if peer_ck:
+            print("starting the peer (load and warm-up in its own process)...", file=sys.stderr, flush=True)
+            peer = PeerProcess(peer_venv, peer_ck[0], warmup_text=warmup_text, seed=args.seed,
+                               tokens_per_text_token=args.tokens_per_text_token,
+                               device="cuda" if device.startswith("cuda") else device,
+                               threads=args.threads, watermark=args.peer_watermark)
+            stack.callback(peer.close)
+            warm[PEER] = peer_row(peer.info["warmup"])
+            env["peer"] = {k: v for k, v in peer.info.items() if k not in ("warmup", "ready")}
+            peer_record.update({"load_seconds": peer.info["load_seconds"], "conversion": peer_ck[1],
+                                "venv": c.display_path(peer_venv)})
+        t3_step = (sum(warm[p]["t3_seconds"] for p in PROFILES)
+                   / max(1, sum(warm[p]["speech_tokens"] for p in PROFILES)))
+        s3gen_token = (sum(warm[p]["s3gen_seconds"] for p in PROFILES)
                        / max(1, sum(warm_work[p]["s3gen_tokens_with_prompt"] for p in PROFILES)))
-        per_call = (sum(w["s3gen_seconds"] for w in warm.values())
-                    / max(1, sum(w["s3gen_calls"] for w in warm.values())))
-        per_text = {n: repeats * sum(estimate_seconds(work[n][p], t3_step=t3_step, s3gen_token=s3gen_token)
-                                     for p in PROFILES) for n in chars_list}
+        per_call = (sum(warm[p]["s3gen_seconds"] for p in PROFILES)
+                    / max(1, sum(warm[p]["s3gen_calls"] for p in PROFILES)))
+
+        def text_estimate(n: int) -> float:
+            ours = sum(estimate_seconds(work[n][p], t3_step=t3_step, s3gen_token=s3gen_token) for p in PROFILES)
+            fork = (estimate_seconds(work[n][PEER], t3_step=t3_step, s3gen_call=per_call)
+                    if PEER in work[n] else 0.0)
+            return repeats * (ours + fork)
+
+        per_text = {n: text_estimate(n) for n in chars_list}
         measured = sum(per_text.values())
         skipped: list[dict[str, Any]] = []
         budget = args.budget_minutes * 60
@@ -449,10 +677,14 @@ def main(argv: list[str] | None = None) -> int:
         samples: dict[int, dict[str, list[dict[str, Any]]]] = {}
         settings = {
             "quick": args.quick, "profiles": profile_settings, "repeats": repeats,
-            "order": "per text: warm-up once per profile (untimed, first), then baseline, rtx4090 per round",
+            "contenders": contenders,
+            "order": "per text: warm-up once per contender (untimed, first), then "
+                     f"{', '.join(contenders)} per round",
             "texts": {str(n): {"chars": len(texts[n]), "text": texts[n]} for n in chars_list},
             "warmup_text": warmup_text,
             "synthesis": {**synthesis, **{k: v for k, v in engine_options.items() if k != "checkpoint"}},
+            "peer": {"requested": args.peer, "venv": c.display_path(peer_venv), "watermark": args.peer_watermark,
+                     "chunk_size": PEER_CHUNK_SIZE, "context_window": PEER_CONTEXT_WINDOW},
             "checkpoint": ck_record, "planned_work": {str(n): work[n] for n in chars_list},
             "estimate": {"prior_seconds": prior, "assumed_t3_step_seconds": ASSUMED_T3_STEP_SECONDS,
                          "assumed_s3gen_call_seconds": ASSUMED_S3GEN_CALL_SECONDS,
@@ -465,30 +697,34 @@ def main(argv: list[str] | None = None) -> int:
                       else "real weights",
                       "peak_memory_bytes on CPU is the process's peak RSS (ru_maxrss): it only grows, "
                       "so later runs inherit earlier peaks; on CUDA it is torch's max allocated, "
-                      "reset per run",
+                      "reset per run (the peer's: its own process's peak RSS)",
                       "rtf = wall / audio seconds including the pauses between segments; "
-                      "rtf_speech leaves the pauses out"],
+                      "rtf_speech leaves the pauses out",
+                      "overlap_seconds = max(0, T3 s + decode s - wall s): model time that ran "
+                      "concurrently (the pipelines do not report it themselves)",
+                      "peer: rtf_speech = wall / (decodable tokens x 40 ms); its own audio_seconds and rtf "
+                      "count the audio it kept, which on random weights its context crop shortens "
+                      "(benchmarks/peer/peer_run.py)"],
         }
 
         def save(complete: bool) -> None:
-            results = {"complete": complete, "warmup": warm, "runs": {}, "summary": {}}
+            results = {"complete": complete, "warmup": warm, "peer": peer_record, "runs": {}, "summary": {}}
             for n, rows in samples.items():
                 results["runs"][str(n)] = rows
-                summary = {p: summarize_samples(rows[p]) for p in PROFILES if rows[p]}
-                if rows["baseline"] and rows["rtx4090"]:
-                    summary["rtx4090_over_baseline"] = {
-                        k: ratio_summary(rows, k) for k in ("time_to_first_audio", "rtf", "rtf_speech",
-                                                            "wall_seconds", "speech_tokens")}
+                summary = {p: summarize_samples(rows[p]) for p in contenders if rows[p]}
+                summary.update(ratios(rows))
                 results["summary"][str(n)] = summary
             c.write_json(args.out, NAME, env, settings, c.rounded(results))
 
         run_started = time.perf_counter()
-        with c.progress(len(run_chars) * repeats * len(PROFILES), "engine") as step:
+        with c.progress(len(run_chars) * repeats * len(contenders), "engine") as step:
             for n in run_chars:
-                samples[n] = {p: [] for p in PROFILES}
+                samples[n] = {p: [] for p in contenders}
                 for r in range(repeats):
-                    for p in PROFILES:
-                        row = run_once(pipelines[p], texts[n], f"{n} chars {p} round {r + 1}", verbose)
+                    for p in contenders:
+                        label = f"{n} chars {p} round {r + 1}"
+                        row = (peer.run(label, texts[n]) if p == PEER and peer is not None
+                               else run_once(pipelines[p], texts[n], label, verbose))
                         row["round"] = r + 1
                         samples[n][p].append(row)
                         step(f"{n} chars, {p}, round {r + 1}/{repeats}: "
@@ -501,43 +737,41 @@ def main(argv: list[str] | None = None) -> int:
                                        "model_load": load_seconds}
 
         # tables
-        rows_out, ratio_rows = [], []
+        rows_out, ratio_rows, stage_rows = [], [], []
         for n in run_chars:
-            for p in PROFILES:
-                s = summarize_samples(samples[n][p])
-                w = work[n][p]
-                equal = s["speech_tokens"] == [w["speech_tokens"]]
-                rows_out.append([
-                    f"{n} ({len(texts[n])})", p, one(s["segments"]), one(s["chunks"]),
-                    one(s["speech_tokens"]) + ("" if equal else " (!)"),
-                    c.fmt_seconds(s["time_to_first_audio"]["median"]), fmt_med(s["rtf"]),
-                    fmt_med(s["rtf_speech"]), c.fmt_seconds(s["wall_seconds"]["median"]),
-                    f"{s['audio_seconds']['median']:.2f}", fmt_med(s["speech_tokens_per_second"], "{:.1f}"),
-                    f"{s['t3_seconds']['median']:.1f} / {s['s3gen_seconds']['median']:.1f}",
-                    f"{s['peak_memory_bytes']['median'] / 2**30:.2f}" if s["peak_memory_bytes"] else "-",
-                    f"{s['stall_seconds']['median']:.1f}",
-                    c.fmt_seconds(s["planning_seconds"]["median"]),
+            for p in contenders:
+                rows_out.append(result_row(n, texts[n], p, summarize_samples(samples[n][p]),
+                                           work[n][p]["speech_tokens"]))
+                stage_rows.append(stage_row(n, p, samples[n][p]))
+            for a, b in RATIO_PAIRS:
+                if not (samples[n].get(a) and samples[n].get(b)):
+                    continue
+                tok_a, tok_b = samples[n][a][0]["speech_tokens"], samples[n][b][0]["speech_tokens"]
+                ratio_rows.append([
+                    f"{n} ({len(texts[n])})", f"{a} / {b}",
+                    *(fmt_med(ratio_summary(samples[n], k, a, b), "{:.3f}×")
+                      for k in ("time_to_first_audio", "rtf", "rtf_speech", "wall_seconds",
+                                "t3_seconds", "s3gen_seconds")),
+                    f"{tok_a} / {tok_b}" + (f" ({(tok_a - tok_b) / tok_b:+.1%})" if tok_b else ""),
                 ])
-            base, rtx = samples[n]["baseline"], samples[n]["rtx4090"]
-            tok_b, tok_r = base[0]["speech_tokens"], rtx[0]["speech_tokens"]
-            ratio_rows.append([
-                f"{n} ({len(texts[n])})",
-                fmt_med(ratio_summary(samples[n], "time_to_first_audio"), "{:.3f}×"),
-                fmt_med(ratio_summary(samples[n], "rtf"), "{:.3f}×"),
-                fmt_med(ratio_summary(samples[n], "rtf_speech"), "{:.3f}×"),
-                fmt_med(ratio_summary(samples[n], "wall_seconds"), "{:.3f}×"),
-                f"{tok_b} / {tok_r} ({(tok_r - tok_b) / tok_b:+.1%})",
-            ])
         device_words = f"{device}" + (f" ({accel})" if accel else f" ({env['cpu_model']})")
         c.print_table(
-            ["text chars", "profile", "segments", "chunks", "speech tokens", "TTFA", "RTF", "RTF speech",
-             "wall", "audio s", "tokens/s", "T3 s / S3Gen s", "peak GiB", "stalls s", "planning"],
+            ["text chars", "contender", "segments", "chunks", "speech tokens", "S3Gen calls", "TTFA", "RTF",
+             "RTF speech", "wall", "audio s", "tokens/s", "T3 s / S3Gen s", "overlap s", "peak GiB",
+             "stalls s", "planning"],
             rows_out,
             title=f"Engine on {device_words}, {repeats} repeat(s), median "
                   f"(random weights: noise, not speech; peak = process peak RSS on CPU, only grows)")
         c.print_table(
-            ["text chars", "TTFA", "RTF", "RTF speech", "wall", "speech tokens base / rtx"],
-            ratio_rows, title="rtx4090 / baseline, within each round (median; < 1: rtx4090 is faster)")
+            ["text chars", "contender", "T3 per token", "1st chunk T3", "1st chunk S3Gen", "S3Gen calls",
+             "S3Gen tokens", "S3Gen per call", "S3Gen per token", "watermark etc."],
+            stage_rows, title="Where the time went (round 1; S3Gen tokens: rendered, context included, "
+                              "voice prompt not)")
+        c.print_table(
+            ["text chars", "ratio", "TTFA", "RTF", "RTF speech", "wall", "T3 s", "S3Gen s", "speech tokens"],
+            ratio_rows, title="Ratios within each round (median; < 1: the first contender is faster)")
+        if peer_skip:
+            print(f"NOTE: the peer was skipped: {peer_skip}.")
         for s in skipped:
             print(f"NOTE: the {s['chars']}-character text was skipped: {s['reason']}.")
         print(f"runtime: model load {load_seconds:.1f} s, warm-up "

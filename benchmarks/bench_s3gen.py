@@ -28,6 +28,21 @@ same distance between two ``exact`` calls with different seeds (what the
 flow-matching noise alone moves it). **Random weights make noise, not speech**:
 these distances say how much an approximation changes the output, never whether
 it sounds worse; judge that with the released weights.
+
+``--batched`` measures batched decoding instead (``ChatterboxEngine.decode_batch``,
+one flow-matching call on ``B`` rows, then HiFT per row) against ``B``
+one-at-a-time calls (``ChatterboxDecoder.decode``), for B in ``--batch-sizes``
+(default 1 2 4; ``--quick``: 1 2), each row ``N`` new tokens (``--tokens``,
+default 25; ``--quick``: 10) of its own, no context, exact settings. Sequential
+and batched run interleaved, after one untimed call of each; reported: the median
+wall seconds of each, their ratio, and the largest sample difference between the
+two (float32 noise: the batch must equal the rows alone). It also times
+upstream's ``s3gen.inference`` against seqopt's one-row path on the same row
+(what the per-reference preparation and the removed syncs save per call) and the
+preparation alone::
+
+    python benchmarks/bench_s3gen.py --batched --tokens 25 --batch-sizes 1 2 4 \
+        --out benchmarks/results/bench_s3gen_batch_cpu.json
 """
 
 from __future__ import annotations
@@ -47,6 +62,13 @@ NAME = "bench_s3gen"
 MODEL_PACKAGES = ("torch", "transformers", "chatterbox-tts", "numpy", "librosa")
 TOKENS = (10, 25, 75)
 QUICK_TOKENS = (10, 25)
+#: --batched: rows per S3Gen call, and new tokens per row.
+BATCH_SIZES = (1, 2, 4)
+QUICK_BATCH_SIZES = (1, 2)
+BATCH_TOKENS = 25
+QUICK_BATCH_TOKENS = 10
+#: --batched: reference preparations timed (their mean is reported).
+PREPARATIONS = 50
 #: Modes: name -> engine options.
 MODES: dict[str, dict[str, Any]] = {
     "exact": {},
@@ -74,36 +96,54 @@ def mel_distance(a: Any, b: Any, sample_rate: int) -> float:
     return float(np.mean(np.abs(log_mel(a[:n], sample_rate) - log_mel(b[:n], sample_rate))))
 
 
+def load_engine(args: Any, stack: ExitStack, tokenizer: Path) -> tuple[Path, dict[str, Any], Any, float]:
+    """The benchmark's checkpoint folder and record, its Chatterbox engine (watermark off;
+    ``--threads`` applied first) and the seconds the load took."""
+    import torch
+
+    from seqopt_core.engine import EngineRuntime
+    from seqopt_plugins.chatterbox.engine import ChatterboxEngine
+    from seqopt_plugins.chatterbox.options import ChatterboxOptions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
+    started = time.perf_counter()
+    engine = ChatterboxEngine.load(ChatterboxOptions(checkpoint=str(folder), watermark=False),
+                                   EngineRuntime(args.device, args.dtype))
+    return folder, ck_record, engine, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = c.base_parser(NAME, __doc__)
     c.add_model_arguments(parser)
     parser.add_argument("--tokens", type=int, nargs="+", default=None, metavar="N",
                         help=f"new speech tokens per call (default {' '.join(map(str, TOKENS))}; "
-                             f"--quick: {' '.join(map(str, QUICK_TOKENS))})")
+                             f"--quick: {' '.join(map(str, QUICK_TOKENS))}; --batched: the first, "
+                             f"default {BATCH_TOKENS}, --quick {QUICK_BATCH_TOKENS})")
+    parser.add_argument("--batched", action="store_true",
+                        help="time one S3Gen call on B rows against B calls (see above)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, metavar="B",
+                        help=f"--batched: rows per call (default {' '.join(map(str, BATCH_SIZES))}; "
+                             f"--quick: {' '.join(map(str, QUICK_BATCH_SIZES))})")
     args = parser.parse_args(argv)
     c.check_repeats(args.repeats)
+    if args.batched:
+        return batched_main(args)
     repeats = args.repeats or 1
     counts = sorted(set(args.tokens or (QUICK_TOKENS if args.quick else TOKENS)))
 
     import numpy as np
-    import torch
 
     from seqopt_core.costs import fit_linear
-    from seqopt_core.engine import EngineRuntime, SegmentJob
+    from seqopt_core.engine import SegmentJob
     from seqopt_core.types import Segment
-    from seqopt_plugins.chatterbox.engine import ChatterboxEngine
     from seqopt_plugins.chatterbox.options import ChatterboxOptions
     from seqopt_plugins.chatterbox.vocoder import SAMPLE_RATE, SPEECH_VOCAB
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tokenizer = c.resolve_tokenizer(args.tokenizer)
     with ExitStack() as stack:
-        folder, ck_record = benchmark_checkpoint(stack, args.checkpoint, args.quick, tokenizer, NAME)
-        started = time.perf_counter()
-        base = ChatterboxEngine.load(ChatterboxOptions(checkpoint=str(folder), watermark=False),
-                                     EngineRuntime(args.device, args.dtype))
-        load_seconds = time.perf_counter() - started
+        folder, ck_record, base, load_seconds = load_engine(args, stack, tokenizer)
         engines = {mode: base.configured(ChatterboxOptions(checkpoint=str(folder), watermark=False, **opts))
                    for mode, opts in MODES.items()}
         prompt_tokens = int(base.conds.gen["prompt_token"].size(1))
@@ -165,6 +205,115 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"tokens": counts, "repeats": repeats, "device": str(base.t3.device), "dtype": args.dtype,
                     "voice_prompt_tokens": prompt_tokens, "checkpoint": ck_record, "quick": args.quick,
                     "modes": MODES}
+        c.write_json(args.out, NAME, env, settings, c.rounded(results))
+    return 0
+
+
+def batched_main(args: Any) -> int:
+    """``--batched``: one S3Gen call on B rows vs B calls, and seqopt's one-row path vs upstream's."""
+    repeats = args.repeats or 1
+    sizes = sorted(set(args.batch_sizes or (QUICK_BATCH_SIZES if args.quick else BATCH_SIZES)))
+    n = (args.tokens or [QUICK_BATCH_TOKENS if args.quick else BATCH_TOKENS])[0]
+    if min(sizes) < 1 or n < 1:
+        raise SystemExit("--batch-sizes and --tokens must be at least 1")
+
+    import numpy as np
+    import torch
+
+    from seqopt_core.engine import DecodeCall, SegmentJob
+    from seqopt_core.types import Segment
+    from seqopt_plugins.chatterbox.s3gen_batch import (RenderRow, native_cpu_kernels, prepare_reference,
+                                                       prepared_reference, render_rows)
+    from seqopt_plugins.chatterbox.vocoder import SPEECH_VOCAB
+
+    tokenizer = c.resolve_tokenizer(args.tokenizer)
+    with ExitStack() as stack:
+        folder, ck_record, engine, load_seconds = load_engine(args, stack, tokenizer)
+        s3gen, ref = engine.s3gen, engine.conds.gen
+        env = c.environment(tokenizer, device=str(engine.t3.device), checkpoint=ck_record,
+                            load_seconds=round(load_seconds, 3), model_packages=c.package_versions(MODEL_PACKAGES))
+        for line in c.environment_lines(env):
+            print(line)
+        rng = np.random.default_rng(0)
+        rows = [tuple(rng.integers(0, SPEECH_VOCAB, size=n).tolist()) for _ in range(max(sizes))]
+
+        def decoders(b: int) -> list[Any]:
+            return [engine.decoder(SegmentJob(i, Segment(i, "x", 0, 1, 1, "end"), 1), crossfade_ms=0.0)
+                    for i in range(b)]
+
+        def sequential(b: int) -> tuple[float, list[Any]]:
+            started = time.perf_counter()
+            with engine.work():
+                audio = [d.decode(rows[i], 0, last=True).audio for i, d in enumerate(decoders(b))]
+            return time.perf_counter() - started, audio
+
+        def batched(b: int) -> tuple[float, list[Any]]:
+            calls = [DecodeCall(d, rows[i], 0, True) for i, d in enumerate(decoders(b))]
+            started = time.perf_counter()
+            with engine.work():
+                audio = [out.audio for out in engine.decode_batch(calls)]
+            return time.perf_counter() - started, audio
+
+        row = RenderRow(rows[0], prepared_reference(s3gen, ref), seed=5)
+
+        def upstream() -> float:
+            started = time.perf_counter()
+            with torch.random.fork_rng(), torch.inference_mode(), native_cpu_kernels(s3gen.device):
+                torch.manual_seed(5)
+                s3gen.inference(speech_tokens=torch.tensor(rows[0], device=s3gen.device), ref_dict=ref)
+            return time.perf_counter() - started
+
+        def ours() -> float:
+            started = time.perf_counter()
+            render_rows(s3gen, [row])
+            return time.perf_counter() - started
+
+        print(f"warm-up: one untimed call of each path (B = {sizes[-1]} batched)", file=sys.stderr)
+        sequential(1)
+        batched(sizes[-1])
+        upstream()
+        ours()
+        timed: dict[int, dict[str, list[float]]] = {b: {"sequential": [], "batched": []} for b in sizes}
+        difference: dict[int, float] = {}
+        one_row: dict[str, list[float]] = {"upstream": [], "seqopt": []}
+        for r in range(repeats):
+            for b in sizes:
+                seq_s, seq_audio = sequential(b)
+                bat_s, bat_audio = batched(b)
+                timed[b]["sequential"].append(seq_s)
+                timed[b]["batched"].append(bat_s)
+                difference[b] = max(difference.get(b, 0.0), max(float(np.max(np.abs(x - y)))
+                                                                 for x, y in zip(seq_audio, bat_audio, strict=True)))
+                print(f"[{NAME}] round {r + 1}/{repeats}: B={b}: {b} calls {seq_s:.2f} s, one call {bat_s:.2f} s",
+                      file=sys.stderr)
+            one_row["upstream"].append(upstream())
+            one_row["seqopt"].append(ours())
+        started = time.perf_counter()
+        for _ in range(PREPARATIONS):
+            prepare_reference(s3gen, ref)
+        preparation = (time.perf_counter() - started) / PREPARATIONS
+
+        results: dict[str, Any] = {"batch_sizes": {}, "one_row": {}, "reference_preparation_seconds": preparation}
+        table = []
+        for b in sizes:
+            seq_m, bat_m = (float(np.median(timed[b][k])) for k in ("sequential", "batched"))
+            results["batch_sizes"][b] = {"sequential_seconds": seq_m, "batched_seconds": bat_m,
+                                         "speedup": seq_m / bat_m, "samples": timed[b],
+                                         "max_abs_difference": difference[b]}
+            table.append([str(b), c.fmt_seconds(seq_m), c.fmt_seconds(bat_m), f"{seq_m / bat_m:.2f}x",
+                          f"{difference[b]:.1e}"])
+        c.print_table(["B", "B calls", "one call", "speedup", "max |difference|"], table,
+                      title=f"S3Gen on {engine.t3.device}: B rows of {n} tokens in one call vs B calls "
+                            f"({repeats} round(s), median; random weights)")
+        up_m, ours_m = (float(np.median(one_row[k])) for k in ("upstream", "seqopt"))
+        results["one_row"] = {"upstream_seconds": up_m, "seqopt_seconds": ours_m, "saved_seconds": up_m - ours_m,
+                              "samples": one_row}
+        print(f"one row of {n} tokens: upstream s3gen.inference {up_m:.3f} s, seqopt {ours_m:.3f} s "
+              f"(saved {1000 * (up_m - ours_m):+.1f} ms); preparing the reference once: "
+              f"{1e6 * preparation:.0f} us")
+        settings = {"batched": True, "tokens": n, "batch_sizes": sizes, "repeats": repeats,
+                    "device": str(engine.t3.device), "dtype": args.dtype, "checkpoint": ck_record,
+                    "quick": args.quick, "voice_prompt_tokens": int(ref["prompt_token"].size(1))}
         c.write_json(args.out, NAME, env, settings, c.rounded(results))
     return 0
 

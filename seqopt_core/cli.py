@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -399,6 +400,14 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
                 console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, "
                               "not speech")
             pipe.host.register(MetricsMonitor(metrics_path), name="seqopt.monitor")
+            if pipe.scheduler.uses_playback:  # the chunk policy plans with the device's costs
+                with console.status("reading this device's costs") as status:
+                    pipe.on_status = lambda message: status.update(_text(message))
+                    model = pipe.costs  # measured once per device, then read from the cache
+                    pipe.on_status = None
+                console.print(_text(f"costs: a vocoder call {model.decode_fixed_seconds:.2f} s + "
+                                    f"{model.decode_per_token_seconds * 1000:.1f} ms per token, a T3 step "
+                                    f"{model.t3_step_seconds * 1000:.1f} ms ({model.source})"), style="dim")
             plan = pipe.planner.plan(source)  # size the progress bar
             metrics = _speak_stream(pipe, source, plan, sink, console)
     except _Stopped as stopped:
@@ -533,16 +542,21 @@ class _StopSignals:
               help="chunk sizes to decode with, in speech tokens (at least two different ones)")
 @click.option("-o", "--output", metavar="FILE", type=click.Path(), help="write the measurement as JSON")
 @click.option("--json", "as_json", is_flag=True, help="print the measurement as JSON")
-def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json):
+@click.option("--save", is_flag=True,
+              help="keep the result as this device's cost model (what synthesis.costs = auto reads)")
+def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json, save):
     """Measure what the model's work costs on this device: a vocoder call's fixed and
     per-token seconds, and a T3 step.
 
     Synthesizes one short sentence once per chunk size (fixed chunks, no context), times
     every vocoder call and T3 step from the chunk events, and fits
     seconds = fixed + per_token x tokens. With a random-weight checkpoint every
-    segment gets one speech token per text token (benchmark length mode).
+    segment gets one speech token per text token (benchmark length mode). ``--save``
+    makes it the cost model the ``deadline`` chunk policy plans with on this device
+    (else it is measured, more briefly, the first time it is needed); ``-o`` writes
+    a file that ``synthesis.costs`` can name.
     """
-    from .costs import measure_costs
+    from .costs import CostModel, CostModelError, cost_cache_path, measure_costs, save_cost_model
     from .harness.runner import RANDOM_WEIGHTS_TOKENS_PER_TEXT_TOKEN
     from .wavfile import check_output_path
 
@@ -572,6 +586,14 @@ def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json
             _text(f"chunks of {size}: chunk {e.chunk_index}, {e.speech_tokens} tokens, "
                   f"vocoder {e.s3gen_seconds:.2f} s")))
     result["device"] = info.get("device")
+    saved = None
+    if save:
+        try:
+            model = CostModel.from_dict(result, source="seqopt costs --save " + time.strftime("%Y-%m-%d %H:%M:%S"))
+        except CostModelError as exc:
+            raise SeqoptError(f"cannot save the cost model: {exc}") from None
+        key = Pipeline.from_config(loaded, host=host, engine=engine).cost_key()
+        saved = save_cost_model(model, cost_cache_path(key), key)
     if output is not None:
         Path(output).write_text(json.dumps(result, indent=1), encoding="utf-8")
     if as_json:
@@ -589,6 +611,8 @@ def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json
                                                  f"{step * 1000:.1f} ms ({result['t3_steps_measured']} steps)"))
     if output is not None:
         click.echo(f"written to {output}", err=True)
+    if saved is not None:
+        click.echo(f"saved as this device's cost model: {saved}", err=True)
 
 
 def _int_list(value: str | None, option: str) -> list[int] | None:

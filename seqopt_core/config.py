@@ -207,6 +207,17 @@ class SynthesisConfig(BaseModel):
     lookahead: bool = Field(
         True, description="streaming: the first segment alone (time to first audio as "
         "unbatched), the following ones in batches ahead of playback")
+    decode_batch_size: int | Literal["auto"] = Field(
+        "auto", description="a whole text (synthesize, no look-ahead): segments decoded together, "
+        "chunk k of each in one vocoder call, where the engine can (1: one at a time; auto: the "
+        "engine's choice for the device)")
+    overlap: bool | Literal["auto"] = Field(
+        "auto", description="generate the next chunk's tokens in another thread while a chunk is "
+        "decoded, where the engine can (auto: the engine's choice for the device)")
+    costs: str = Field(
+        "auto", min_length=1, description="what the device's work costs, for a chunk policy that plans "
+        "with it (deadline): auto (measured once per device and engine settings, then cached) or the "
+        "path of a JSON file written by `seqopt costs -o`")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -217,6 +228,16 @@ class SynthesisConfig(BaseModel):
             raise ValueError(f"batch_size must be 'auto' or a whole number from 1 to "
                              f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to generate segments one "
                              "after another")
+        return value
+
+    @field_validator("decode_batch_size", mode="before")
+    @classmethod
+    def _decode_batch_size(cls, value: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+            raise ValueError(f"decode_batch_size must be 'auto' or a whole number from 1 to "
+                             f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to decode segments one at a time")
         return value
 
     @model_validator(mode="after")

@@ -22,9 +22,14 @@ text at several chunk sizes) and writes it as JSON for the device. Pure Python
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from .types import ChunkEvent
@@ -141,5 +146,171 @@ def measure_costs(config: Any, host: Any, *, sizes: Sequence[int] = CALIBRATION_
             **costs_json(events)}
 
 
-__all__ = ["CALIBRATION_SIZES", "CALIBRATION_TEXT", "LinearCost", "costs_json", "fit_costs", "fit_linear",
-           "measure_costs"]
+# -- the cost model a chunk policy plans with ------------------------------------------------
+
+#: Speech tokens per second of audio (what one token of audio lasts: 40 ms).
+TOKENS_PER_SECOND = 25.0
+
+
+class CostModelError(ValueError):
+    """A stored cost model that cannot be used (says which file and which value)."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """What making a chunk costs on this device, for one engine and voice.
+
+    A chunk of ``n`` new tokens re-reading ``c`` tokens of context costs, when it is
+    streamed: ``n`` T3 steps (plus the prefill on a segment's first chunk), then one
+    decode of ``c + n`` tokens (vocoder plus watermark):
+    ``decode_fixed_seconds + decode_per_token_seconds * (c + n)``.
+
+        >>> m = CostModel(0.4, 0.002, 0.013)
+        >>> round(m.chunk_seconds(20, 10), 3)
+        0.72
+        >>> m.keeps_real_time()
+        True
+    """
+
+    decode_fixed_seconds: float
+    decode_per_token_seconds: float
+    t3_step_seconds: float
+    t3_prefill_seconds: float = 0.0
+    #: Where the figures come from (a file, a measurement at load), for reports.
+    source: str = "given"
+
+    def __post_init__(self) -> None:
+        for name in ("decode_fixed_seconds", "decode_per_token_seconds", "t3_step_seconds",
+                     "t3_prefill_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise CostModelError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+
+    def decode_seconds(self, tokens: int) -> float:
+        """One decode of ``tokens`` tokens (context plus new)."""
+        return self.decode_fixed_seconds + self.decode_per_token_seconds * tokens
+
+    def chunk_seconds(self, new_tokens: int, context_tokens: int = 0, *, prefill: bool = False) -> float:
+        """A streamed chunk: its T3 steps (and prefill), then its decode."""
+        t3 = self.t3_step_seconds * new_tokens + (self.t3_prefill_seconds if prefill else 0.0)
+        return t3 + self.decode_seconds(context_tokens + new_tokens)
+
+    @property
+    def marginal_seconds(self) -> float:
+        """What one more token in a chunk costs: a T3 step and its share of the decode."""
+        return self.t3_step_seconds + self.decode_per_token_seconds
+
+    def keeps_real_time(self, margin: float = 1.0) -> bool:
+        """Whether a token can be made faster than it plays (``margin`` < 1 asks for slack):
+        then chunks large enough amortize the fixed cost and streaming never stalls."""
+        return self.marginal_seconds < margin / TOKENS_PER_SECOND
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> CostModel:
+        """From :meth:`to_dict`'s keys, or from what ``seqopt costs`` writes."""
+        if "vocoder" in data and "decode_fixed_seconds" not in data:  # a `seqopt costs` result
+            vocoder, step = data.get("vocoder"), data.get("t3_step_seconds")
+            if not vocoder or step is None:
+                raise CostModelError("the measurement has no fitted vocoder cost or T3 step (too few "
+                                     "calls of different sizes); measure again with `seqopt costs`")
+            data = {"decode_fixed_seconds": vocoder["fixed_seconds"],
+                    "decode_per_token_seconds": vocoder["per_token_seconds"],
+                    "t3_step_seconds": step, "t3_prefill_seconds": data.get("t3_prefill_seconds") or 0.0}
+        known = {"decode_fixed_seconds", "decode_per_token_seconds", "t3_step_seconds",
+                 "t3_prefill_seconds", "source"}
+        missing = sorted(known - {"t3_prefill_seconds", "source"} - set(data))
+        if missing:
+            raise CostModelError(f"missing {', '.join(missing)}")
+        values = {k: data[k] for k in known if k in data}
+        if source is not None:
+            values["source"] = source
+        return cls(**values)
+
+
+def load_cost_model(path: str | os.PathLike[str]) -> CostModel:
+    """A cost model from a JSON file (:meth:`CostModel.to_dict` or ``seqopt costs -o``)."""
+    where = Path(path)
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CostModelError(f"cost file {str(where)!r} does not exist; write one with "
+                             "`seqopt costs -o costs.json`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CostModelError(f"cannot read cost file {str(where)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CostModelError(f"cost file {str(where)!r} holds no JSON object")
+    inner = data.get("source")
+    try:
+        return CostModel.from_dict(data, source=f"{where} ({inner})" if inner else str(where))
+    except (CostModelError, TypeError, KeyError) as exc:
+        raise CostModelError(f"cost file {str(where)!r}: {exc}") from None
+
+
+def cost_cache_dir() -> Path:
+    """Where measured cost models are kept per device: ``$SEQOPT_CACHE_DIR/costs``, else
+    ``$XDG_CACHE_HOME/seqopt/costs``, else ``~/.cache/seqopt/costs``."""
+    root = os.environ.get("SEQOPT_CACHE_DIR")
+    if root:
+        return Path(root) / "costs"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "seqopt" / "costs"
+
+
+def cost_cache_path(key: Mapping[str, Any]) -> Path:
+    """The cache file of the cost model measured for ``key`` (what the costs depend on:
+    engine, device, dtype, size, the options that change the work, threads)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cost_cache_dir() / f"{key.get('name', 'engine')}-{key.get('device', 'device')}-{digest}.json"
+
+
+def save_cost_model(model: CostModel, path: Path, key: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` (and the ``key`` it was measured for) as JSON, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**model.to_dict(), "key": dict(key or {})}, indent=1, default=str),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+#: The chunks :func:`calibration_chunks` asks for: a small one (it also holds the
+#: prefill), a larger one (T3 steps and a decode of another size), a small one again
+#: (the first call of a process can be slow: the faster of the two small ones counts).
+CALIBRATION_CHUNKS = (8, 24, 8)
+
+
+def cost_model_from_chunks(chunks: Sequence[tuple[int, int, float, float]], *,
+                           source: str) -> CostModel:
+    """Fit a :class:`CostModel` from one segment's first streamed chunks, each
+    ``(new tokens, context tokens, t3 seconds, decode seconds)``, in order.
+
+    T3's step is the median per-token time of the chunks after the first; the
+    prefill is what the first chunk's T3 time exceeds its steps by; the decode cost
+    is fitted over the calls (the faster call of each size: a first call can carry
+    one-time set-up). With a single size, the decode is taken as all fixed.
+    """
+    if not chunks:
+        raise CostModelError("no chunk was measured")
+    later = [t3 / n for n, _, t3, _ in chunks[1:] if n > 0]
+    first_n, _, first_t3, _ = chunks[0]
+    step = statistics.median(later) if later else (first_t3 / first_n if first_n else 0.0)
+    prefill = max(0.0, first_t3 - step * first_n)
+    fastest: dict[int, float] = {}
+    for n, ctx, _, seconds in chunks:
+        if n > 0:
+            fastest[n + ctx] = min(seconds, fastest.get(n + ctx, math.inf))
+    fit = fit_linear(sorted(fastest.items()))
+    if fit is None:
+        fixed, per_token = min(fastest.values(), default=0.0), 0.0
+    else:
+        fixed, per_token = fit.fixed_seconds, fit.per_token_seconds
+    return CostModel(fixed, per_token, step, prefill, source=source)
+
+
+__all__ = ["CALIBRATION_CHUNKS", "CALIBRATION_SIZES", "CALIBRATION_TEXT", "CostModel", "CostModelError",
+           "LinearCost", "TOKENS_PER_SECOND", "cost_cache_dir", "cost_cache_path", "cost_model_from_chunks",
+           "costs_json", "fit_costs", "fit_linear", "load_cost_model", "measure_costs", "save_cost_model"]

@@ -155,6 +155,32 @@ class ChunkDecoder(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DecodeCall:
+    """One chunk for :meth:`BatchDecodingEngine.decode_batch`: the arguments of one
+    :meth:`ChunkDecoder.decode` on ``decoder`` (one of the engine's own)."""
+
+    decoder: ChunkDecoder
+    tokens: tuple[int, ...]
+    context: int
+    last: bool
+
+
+@runtime_checkable
+class BatchDecodingEngine(Protocol):
+    """An engine that decodes chunks of several segments in one vocoder call.
+
+    Declared by the engine record's ``batched_decode`` capability. The result is
+    what ``[c.decoder.decode(c.tokens, c.context, last=c.last) for c in calls]``
+    returns, within float32 tolerance (the decoders' state moves on the same
+    way); each :class:`DecodedAudio` carries its share of the call's time. A
+    decoder appears at most once in ``calls``.
+    """
+
+    def decode_batch(self, calls: Sequence[DecodeCall]) -> list[DecodedAudio]:
+        ...
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A loaded speech model, as the scheduler and the pipeline use it.
@@ -178,10 +204,17 @@ class Engine(Protocol):
         object), sharing what is loaded; ``self`` when nothing changes."""
         ...
 
-    def work(self, attention: AttentionSettings | None = None) -> AbstractContextManager[None]:
+    def work(self, attention: AttentionSettings | None = None, *,
+             stage: str = "all") -> AbstractContextManager[None]:
         """Hold the model for one piece of work (a chunk's steps and decode, say):
         engines on the same weights serialize here, and ``attention`` is selected
-        for the piece and put back after. Reentrant in one thread."""
+        for the piece and put back after. Reentrant in one thread.
+
+        ``stage`` is ``"all"`` (everything), ``"tokens"`` (token steps only) or
+        ``"decode"`` (decoding only). An engine whose record declares
+        ``concurrent_stages`` holds a separate lock per stage, so that one thread's
+        token steps and another's decode run at the same time (the scheduler's
+        overlap); any other engine may treat every stage as ``"all"``."""
         ...
 
     def open_batch(self, attention: AttentionSettings | None = None) -> TokenBatch:
@@ -221,6 +254,6 @@ def segment_seed(seed: int, index: int) -> int:
 
 
 __all__ = [
-    "AttentionSettings", "ChunkDecoder", "DecodedAudio", "Engine", "EngineRuntime",
+    "AttentionSettings", "BatchDecodingEngine", "ChunkDecoder", "DecodeCall", "DecodedAudio", "Engine", "EngineRuntime",
     "GeneratedSegment", "SegmentJob", "TokenBatch", "TokenStep", "segment_seed",
 ]

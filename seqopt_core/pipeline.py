@@ -29,8 +29,10 @@ piece of work at a time, so streams share its speed rather than add to it.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Generator, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,17 @@ import numpy as np
 
 from .api import ConfigLike, as_loaded_config, build_planner, plugin_host
 from .config import ResolvedSlot, SynthesisConfig, resolve_config
-from .engine import AttentionSettings, Engine, EngineRuntime
+from .costs import (
+    CALIBRATION_CHUNKS,
+    CALIBRATION_TEXT,
+    CostModel,
+    CostModelError,
+    cost_cache_path,
+    cost_model_from_chunks,
+    load_cost_model,
+    save_cost_model,
+)
+from .engine import AttentionSettings, Engine, EngineRuntime, SegmentJob
 from .errors import ConfigError, PluginError
 from .planner import SegmentPlanner
 from .plugins import PluginHost
@@ -184,7 +196,9 @@ class Pipeline:
     def __init__(self, planner: SegmentPlanner, engine: Engine, *, chunk_policy: Any,
                  context_policy: Any, segment_context: Any, attention: AttentionSettings | None,
                  host: PluginHost, settings: SynthesisConfig | None = None,
-                 independent_segments: bool = True, batching: bool = True) -> None:
+                 independent_segments: bool = True, batching: bool = True,
+                 uses_playback: bool = False, batched_decode: bool = False,
+                 concurrent_stages: bool = False) -> None:
         self.planner = planner
         self.engine = engine
         self.host = host
@@ -197,7 +211,14 @@ class Pipeline:
             engine, attention=attention, chunk_policy=chunk_policy, context_policy=context_policy,
             segment_context=segment_context, independent_segments=independent_segments,
             batching=batching, planner=planner, crossfade_ms=self.settings.crossfade_ms,
-            batch_size=self.settings.batch_size)
+            batch_size=self.settings.batch_size, uses_playback=uses_playback,
+            batched_decode=batched_decode, decode_batch_size=self.settings.decode_batch_size,
+            overlap=self._overlap(engine, concurrent_stages),
+            costs=lambda: self.costs, pause_seconds=self._pause_seconds)
+        self._costs: CostModel | None = None
+        self._costs_lock = threading.Lock()
+        #: Told what is happening while the device's costs are measured (a message), if set.
+        self.on_status: Callable[[str], None] | None = None
         #: Metrics of the run that ended last (set in one step when a stream is
         #: exhausted or closed). With several streams at once, read each
         #: stream's own :attr:`AudioStream.metrics` instead.
@@ -259,11 +280,101 @@ class Pipeline:
             attention = attention_settings(host.strategy("attention", resolved["attention"].name).spec,
                                            make("attention"))
         context_spec = host.strategy("segment_context", resolved["segment_context"].name).spec
+        chunk_spec = host.strategy("chunk_policy", resolved["chunk_policy"].name).spec
         return cls(planner, engine, chunk_policy=make("chunk_policy"),
                    context_policy=make("context_policy"), segment_context=make("segment_context"),
                    attention=attention, host=host, settings=synthesis,
                    independent_segments=context_spec.independent_segments,
-                   batching=engine_spec.batching)
+                   batching=engine_spec.batching, uses_playback=chunk_spec.uses_playback,
+                   batched_decode=engine_spec.batched_decode,
+                   concurrent_stages=engine_spec.concurrent_stages)
+
+    def _overlap(self, engine: Engine, concurrent_stages: bool) -> bool:
+        """``synthesis.overlap``: only for an engine whose record declares
+        ``concurrent_stages``; ``auto`` asks the engine's ``prefers_overlap()`` (off
+        where it has none)."""
+        wanted = self.settings.overlap
+        if not concurrent_stages:
+            if wanted is True:
+                raise ConfigError(f"synthesis.overlap = true, but engine {engine.describe().get('name')!r} "
+                                  "does not declare concurrent_stages; use overlap = \"auto\" or false")
+            return False
+        if wanted == "auto":
+            prefers = getattr(engine, "prefers_overlap", None)
+            return bool(prefers()) if prefers is not None else False
+        return bool(wanted)
+
+    # -- what the work costs ----------------------------------------------------------
+
+    def _pause_seconds(self, segment: Segment) -> float:
+        return self.settings.pause_ms.get(segment.boundary, 0.0) / 1000.0
+
+    @property
+    def costs(self) -> CostModel:
+        """The device's :class:`~seqopt_core.costs.CostModel` that a playback-aware chunk
+        policy plans with, fixed for the pipeline's life (so a seed gives the same
+        chunks every run): ``synthesis.costs``'s file, or with ``auto`` the one
+        measured for this pipeline's :meth:`cost_key` and cached
+        (:func:`~seqopt_core.costs.cost_cache_dir`), measured now if there is none
+        (:meth:`measure_costs`; seconds on a GPU, about a minute on a CPU)."""
+        with self._costs_lock:
+            if self._costs is None:
+                self._costs = self._resolve_costs()
+            return self._costs
+
+    def _resolve_costs(self) -> CostModel:
+        given = self.settings.costs
+        if given != "auto":
+            try:
+                return load_cost_model(given)
+            except CostModelError as exc:
+                raise ConfigError(f"synthesis.costs: {exc}") from None
+        key = self.cost_key()
+        path = cost_cache_path(key)
+        if path.is_file():
+            try:
+                return load_cost_model(path)
+            except CostModelError as exc:
+                warnings.warn(f"ignoring the cached cost model ({exc}); measuring again", RuntimeWarning,
+                              stacklevel=3)
+        if self.on_status is not None:
+            self.on_status("measuring what this device's work costs (once per device; cached in "
+                           f"{path.parent})")
+        busy = _busy_machine()
+        model = self.measure_costs()
+        busy = busy or _busy_machine()
+        if busy:
+            warnings.warn(f"the machine was busy while this device's costs were measured ({busy}); "
+                          f"the deadline chunk policy may plan for a slower device than this. Measure "
+                          f"again when it is quiet: `seqopt costs --save` (or delete {path})",
+                          RuntimeWarning, stacklevel=3)
+        try:
+            save_cost_model(model, path, key)
+        except OSError as exc:
+            warnings.warn(f"could not cache the cost model in {path}: {exc}", RuntimeWarning, stacklevel=3)
+        return model
+
+    def cost_key(self) -> dict[str, Any]:
+        """What this pipeline's costs depend on: the engine's own ``cost_key()`` (or its
+        description without file paths) and the attention implementation."""
+        key_of = getattr(self.engine, "cost_key", None)
+        if key_of is not None:
+            key = dict(key_of())
+        else:
+            key = {k: v for k, v in self.engine.describe().items() if k not in ("checkpoint", "tokenizer")}
+        attention = self.attention
+        key["attention"] = None if attention is None else attention.attn_implementation
+        return key
+
+    def measure_costs(self, sizes: Sequence[int] = CALIBRATION_CHUNKS) -> CostModel:
+        """Measure the device's costs now: :data:`~seqopt_core.costs.CALIBRATION_TEXT`
+        streamed in chunks of ``sizes`` with no context, stopped after them."""
+        text = CALIBRATION_TEXT
+        segment = Segment(0, text, 0, len(text), self.planner.estimator.count(text), "end")
+        job = SegmentJob(-1, segment, self.settings.seed if self.settings.seed is not None else 0)
+        chunks = self.scheduler.measure_chunks(job, sizes)
+        measured = [(c.speech_tokens, c.context_tokens, c.t3_seconds, c.decode_seconds) for c in chunks]
+        return cost_model_from_chunks(measured, source="measured " + time.strftime("%Y-%m-%d %H:%M:%S"))
 
     # -- streaming ------------------------------------------------------------------
 
@@ -391,6 +502,16 @@ class Pipeline:
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         assert stream.metrics is not None
         return Synthesis(audio, self.sample_rate, stream.metrics)
+
+
+def _busy_machine() -> str | None:
+    """``"load average X on N CPUs"`` when other work loads the CPUs, else ``None``."""
+    from .system import cpu_counts, load_average
+
+    load, cpus = load_average(), cpu_counts().get("usable") or 1
+    if load and load[0] > cpus:
+        return f"load average {load[0]:.1f} on {cpus} CPUs"
+    return None
 
 
 def _with_engine_tokenizer(loaded: Any, host: PluginHost, resolved: dict[str, ResolvedSlot],

@@ -32,6 +32,7 @@ nothing is shared or mutated behind the caller's back. Pure Python: no torch.
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 import time
 import warnings
@@ -40,13 +41,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .engine import AttentionSettings, Engine, GeneratedSegment, SegmentJob
+from .costs import CostModel
+from .engine import AttentionSettings, DecodeCall, Engine, GeneratedSegment, SegmentJob
 from .errors import SynthesisError
 from .planner import PlannerSettings, SegmentPlanner
+from .playback import PlaybackClock
 from .types import Segment, SegmentPlan
 
 #: Smallest target the retry may re-plan a failed segment to.
 MIN_RETRY_TARGET = 8
+#: Token steps an overlapped segment's worker runs per piece of work (``work(stage="tokens")``).
+STEPS_PER_PIECE = 8
 
 
 @dataclass(frozen=True)
@@ -102,20 +107,27 @@ class ChunkCutter:
     """Cuts one segment's tokens into chunks as the policies say (pure).
 
     :meth:`add` takes one token and says whether a chunk is full; :meth:`take`
-    hands out the pending tokens with the chunk's index and context window.
+    hands out the pending tokens with the chunk's index and context window. Each
+    chunk's size is asked for once, when its first token arrives:
+    ``chunk_size(index, context re-read, context window)``.
     """
 
-    def __init__(self, chunk_size: Callable[[int], int], context_window: Callable[[int], int]) -> None:
+    def __init__(self, chunk_size: Callable[[int, int, int], int],
+                 context_window: Callable[[int], int]) -> None:
         self._chunk_size = chunk_size
         self._context_window = context_window
         self.pending: list[int] = []
         self.index = 0
         #: Tokens handed out so far (what a context window can re-read).
         self.decoded = 0
+        self._target: int | None = None
 
     def add(self, token: int) -> bool:
+        if self._target is None:
+            window = self._context_window(self.index)
+            self._target = max(1, int(self._chunk_size(self.index, min(window, self.decoded), window)))
         self.pending.append(token)
-        return len(self.pending) >= self._chunk_size(self.index)
+        return len(self.pending) >= self._target
 
     def take(self) -> tuple[list[int], int, int, int]:
         """``(tokens, chunk index, context window, context re-read)`` of the chunk (the
@@ -124,11 +136,42 @@ class ChunkCutter:
         window = self._context_window(self.index)
         out = (self.pending, self.index, window, min(window, self.decoded))
         self.decoded += len(self.pending)
-        self.pending, self.index = [], self.index + 1
+        self.pending, self.index, self._target = [], self.index + 1, None
         return out
 
 
+class StreamPlayback:
+    """One stream's modeled playback (:class:`~seqopt_core.playback.PlaybackClock`),
+    with the pauses the pipeline puts between its segments."""
+
+    def __init__(self, clock: PlaybackClock, pause_seconds: Callable[[Segment], float]) -> None:
+        self.clock = clock
+        self._pause_seconds = pause_seconds
+        self._last: Segment | None = None
+
+    def begin(self, segment: Segment) -> None:
+        """``segment``'s audio comes next (the pause after the one before is out)."""
+        if self._last is not None and segment.index != self._last.index:
+            self.clock.pause(self._pause_seconds(self._last))
+        self._last = segment
+
+    def made(self, new_tokens: int, context_tokens: int, chunk_index: int) -> None:
+        if new_tokens:
+            self.clock.chunk(new_tokens, context_tokens, segment_start=chunk_index == 0)
+
+
 _FALLBACK = object()  # a batched job that goes through the one-at-a-time path instead
+
+
+@dataclass(frozen=True)
+class _PlannedCall:
+    """One vocoder call of a generated segment, cut before it is decoded."""
+
+    tokens: tuple[int, ...]
+    index: int
+    context: int
+    reread: int
+    last: bool
 
 
 @dataclass
@@ -144,13 +187,31 @@ class SegmentScheduler:
     strategies; ``independent_segments`` is the segment-context record's
     declaration and ``batching`` the engine record's; ``planner`` re-plans a
     failed segment; ``batch_size`` is ``synthesis.batch_size`` (a number, or
-    ``"auto"``: :meth:`Engine.batch_capacity`).
+    ``"auto"``: :meth:`Engine.batch_capacity`). ``uses_playback`` is the chunk
+    policy record's declaration: each stream then models its playback with the
+    :class:`~seqopt_core.costs.CostModel` that ``costs()`` returns (asked once per
+    stream) and ``pause_seconds(segment)`` (the silence after a segment), and the
+    policy's ``plan_chunk(state)`` sizes each chunk. ``batched_decode`` is the engine
+    record's declaration: a whole text's segments generated in a batch (no look-ahead,
+    :meth:`~seqopt_core.pipeline.Pipeline.synthesize`) are then decoded
+    ``decode_batch_size`` segments at a time (``synthesis.decode_batch_size``; ``auto``:
+    the engine's ``decode_batch_capacity()``), chunk ``k`` of each in one vocoder call.
+    ``overlap`` (``synthesis.overlap``, for an engine that declares ``concurrent_stages``)
+    generates tokens in another thread while chunks are decoded: a streamed segment's
+    steps run in a worker thread of their own, and the shared batch is run ahead by a
+    worker while the stream decodes; the same tokens and chunks, so the same audio.
     """
 
     def __init__(self, engine: Engine, *, attention: AttentionSettings | None, chunk_policy: Any,
                  context_policy: Any, segment_context: Any, independent_segments: bool,
                  batching: bool, planner: SegmentPlanner, crossfade_ms: float,
-                 batch_size: int | str = "auto") -> None:
+                 batch_size: int | str = "auto", uses_playback: bool = False,
+                 batched_decode: bool = False, decode_batch_size: int | str = "auto",
+                 overlap: bool = False,
+                 costs: Callable[[], CostModel] | None = None,
+                 pause_seconds: Callable[[Segment], float] | None = None) -> None:
+        if uses_playback and costs is None:
+            raise ValueError("a chunk policy that uses playback needs a cost model (costs=...)")
         self.engine = engine
         self.attention = attention
         self.chunk_policy = chunk_policy
@@ -161,6 +222,19 @@ class SegmentScheduler:
         self.planner = planner
         self.crossfade_ms = crossfade_ms
         self.batch_size = batch_size
+        self.uses_playback = uses_playback
+        self.batched_decode = batched_decode
+        self.overlap = overlap
+        #: Decodes hold only the decode stage when the token steps may run meanwhile.
+        self._decode_stage = "decode" if overlap else "all"
+        #: The thread that runs the shared batch's steps ahead (overlap), while it lives.
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        self.decode_batch_size = decode_batch_size
+        self._costs = costs
+        self._pause_seconds = pause_seconds or (lambda segment: 0.0)
+        #: Each running stream's modeled playback (playback-aware chunk policies).
+        self._playback: dict[int, StreamPlayback] = {}
         #: Guards the shared batch and its queue (streams may run in several threads).
         self._lock = threading.RLock()
         self._keys = itertools.count()
@@ -180,6 +254,13 @@ class SegmentScheduler:
         """One job per segment of ``plan``, for one new stream."""
         stream = next(self._stream_ids)
         return [SegmentJob(next(self._keys), s, seed, stream=stream) for s in plan.segments]
+
+    def new_playback(self) -> StreamPlayback | None:
+        """A new stream's modeled playback (``None`` unless the chunk policy uses it)."""
+        if not self.uses_playback:
+            return None
+        assert self._costs is not None
+        return StreamPlayback(PlaybackClock(self._costs()), self._pause_seconds)
 
     def batch_width(self, segments: Sequence[Segment]) -> int:
         """Segments per batch: 1 (one after another) when the engine cannot batch,
@@ -202,6 +283,17 @@ class SegmentScheduler:
         ramps up; without ``lookahead`` the batch has its full width at once.
         """
         jobs = self.jobs(plan, seed=seed)
+        playback = self.new_playback()
+        if playback is not None and jobs:
+            self._playback[jobs[0].stream] = playback
+        try:
+            yield from self._segments(jobs, plan, lookahead)
+        finally:
+            if jobs:
+                self._playback.pop(jobs[0].stream, None)
+
+    def _segments(self, jobs: list[SegmentJob], plan: SegmentPlan,
+                  lookahead: bool) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
         width = self.batch_width(plan.segments)
         if width <= 1:
             history: list[tuple[int, ...]] = []
@@ -214,12 +306,16 @@ class SegmentScheduler:
             first = jobs.pop(0)
             yield first.segment, self._with_retry(first)
         generated = self._generated(jobs, width, ramp_sizes(width) if lookahead else None)
+        group = 1 if lookahead else self.decode_width()
         try:
-            for job, result in generated:
-                if result is _FALLBACK:
-                    yield job.segment, self._with_retry(job)
-                else:
-                    yield job.segment, self._decoded(job, result)
+            if group > 1:
+                yield from self._decoded_in_groups(generated, group)
+            else:
+                for job, result in generated:
+                    if result is _FALLBACK:
+                        yield job.segment, self._with_retry(job)
+                    else:
+                        yield job.segment, self._decoded(job, result)
         except BatchOutOfMemory as exc:
             raise SynthesisError(
                 f"segment {exc.job.segment.index} ({_snippet(exc.job.segment.text)}) ran out of "
@@ -230,29 +326,59 @@ class SegmentScheduler:
 
     def planned_chunks(self, segment: Segment, speech_tokens: int) -> list[PlannedChunk]:
         """The vocoder calls a segment of ``speech_tokens`` tokens makes, cut exactly
-        as synthesis cuts them (a last call with the rest; none when nothing is left)."""
-        cutter = self._cutter(segment)
-        calls: list[PlannedChunk] = []
+        as synthesis cuts them (a last call with the rest; none when nothing is left),
+        as the first segment of a stream."""
+        return self.planned_stream([(segment, speech_tokens)])[0]
 
-        def call() -> None:
-            tokens, _index, _window, reread = cutter.take()
-            if tokens:
-                calls.append(PlannedChunk(len(tokens), reread))
+    def planned_stream(self, segments: Sequence[tuple[Segment, int]]) -> list[list[PlannedChunk]]:
+        """:meth:`planned_chunks` of each ``(segment, speech tokens)`` of one stream, in
+        order (a playback-aware policy sizes each chunk by what the stream did before)."""
+        playback = self.new_playback()
+        out: list[list[PlannedChunk]] = []
+        for segment, speech_tokens in segments:
+            cutter = self._cutter(segment, playback)
+            calls: list[PlannedChunk] = []
 
-        for _ in range(speech_tokens):
-            if cutter.add(0):
-                call()
-        call()
-        return calls
+            def call() -> None:
+                tokens, index, _window, reread = cutter.take()
+                if tokens:
+                    calls.append(PlannedChunk(len(tokens), reread))
+                if playback is not None:
+                    playback.made(len(tokens), reread, index)
+
+            for _ in range(speech_tokens):
+                if cutter.add(0):
+                    call()
+            call()
+            out.append(calls)
+        return out
 
     def _prompt(self, history: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
         tokens = self.segment_context.prompt_tokens(history)
         return tuple(tokens) if tokens else None
 
-    def _cutter(self, segment: Segment) -> ChunkCutter:
+    def _cutter(self, segment: Segment, playback: StreamPlayback | None = None) -> ChunkCutter:
+        """The chunk cutter of ``segment``; with ``playback``, its chunks are sized by the
+        policy's ``plan_chunk`` from the stream's modeled buffer."""
         n, idx = segment.tokens, segment.index
-        return ChunkCutter(lambda c: self.chunk_policy.chunk_size(n, c, idx),
-                           lambda c: self.context_policy.context_window(n, c, idx))
+
+        def window(c: int) -> int:
+            return self.context_policy.context_window(n, c, idx)
+
+        if playback is None:
+            return ChunkCutter(lambda c, _reread, _window: self.chunk_policy.chunk_size(n, c, idx), window)
+        playback.begin(segment)
+        clock = playback.clock
+
+        def size(c: int, reread: int, window_now: int) -> int:
+            return self.chunk_policy.plan_chunk(clock.state(n, idx, c, context_tokens=reread,
+                                                            context_window=window_now))
+
+        return ChunkCutter(size, window)
+
+    def _job_cutter(self, job: SegmentJob) -> tuple[ChunkCutter, StreamPlayback | None]:
+        playback = self._playback.get(job.stream)
+        return self._cutter(job.segment, playback), playback
 
     @staticmethod
     def _recorded(chunks: Iterator[ChunkOutput], history: list[tuple[int, ...]]) -> Iterator[ChunkOutput]:
@@ -264,14 +390,107 @@ class SegmentScheduler:
 
     # -- one segment, streamed as it is generated ------------------------------------------
 
-    def _streamed(self, job: SegmentJob) -> Iterator[ChunkOutput]:
-        """``job``'s chunks, each decoded as soon as its tokens are sampled: a batch of
-        one row; each chunk's steps and decode are one piece of model work."""
+    def measure_chunks(self, job: SegmentJob, sizes: Sequence[int]) -> list[ChunkOutput]:
+        """``job`` streamed in chunks of ``sizes`` new tokens (the last size repeats), no
+        context, stopped after ``len(sizes)`` chunks (fewer if the segment ends first):
+        what measuring the device's costs runs."""
+        if not sizes or any(int(n) < 1 for n in sizes):
+            raise ValueError(f"chunk sizes must be whole numbers of at least 1, got {list(sizes)}")
+        wanted = [int(n) for n in sizes]
+        cutter = ChunkCutter(lambda c, _reread, _window: wanted[min(c, len(wanted) - 1)], lambda c: 0)
+        out: list[ChunkOutput] = []
+        chunks = self._streamed(job, cutter)
+        try:
+            for chunk in chunks:
+                out.append(chunk)
+                if len(out) >= len(wanted):
+                    break
+        finally:
+            chunks.close()
+        return out
+
+    def _streamed(self, job: SegmentJob, cutter: ChunkCutter | None = None) -> Iterator[ChunkOutput]:
+        """``job``'s chunks, each decoded as soon as its tokens are sampled (a batch of one
+        row). ``cutter`` replaces the policies' (and the modeled playback)."""
+        if self.overlap and cutter is None:
+            return self._streamed_overlapped(job)
+        return self._streamed_in_turn(job, cutter)
+
+    def _streamed_overlapped(self, job: SegmentJob) -> Iterator[ChunkOutput]:
+        """:meth:`_streamed` with the token steps in a worker thread: while the stream
+        decodes a chunk (``work(stage="decode")``), the worker samples the next chunk's
+        tokens (``work(stage="tokens")``, one step at a time). The tokens, the chunks and
+        so the audio are those of the in-turn path."""
+        engine, attention = self.engine, self.attention
+        steps: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            batch = None
+            try:
+                with engine.work(attention, stage="tokens"):
+                    batch = engine.open_batch(attention)
+                joining: list[SegmentJob] = [job]
+                ended = False
+                while not ended and not stop.is_set():
+                    # a few steps per piece of work: selecting T3's attention costs about a
+                    # millisecond, and another stream's T3 work waits at most this long
+                    with engine.work(attention, stage="tokens"):
+                        for _ in range(STEPS_PER_PIECE):
+                            started = time.perf_counter()
+                            ran = batch.step(joining)
+                            spent = time.perf_counter() - started
+                            joining = []
+                            for step in ran:
+                                steps.put((step.token, step.finished, spent))
+                                spent = 0.0
+                                ended = ended or step.finished is not None
+                            ended = ended or not ran  # no row left: nothing more will come
+                            if ended or stop.is_set():
+                                break
+            except BaseException as exc:  # noqa: BLE001 - handed to the stream, which raises it
+                steps.put(exc)
+            finally:
+                if batch is not None:
+                    with engine.work(attention, stage="tokens"):
+                        batch.close()
+
+        worker = threading.Thread(target=produce, name=f"seqopt-tokens-{job.key}", daemon=True)
+        worker.start()
+        try:
+            decoder = engine.decoder(job, crossfade_ms=self.crossfade_ms)
+            cutter, playback = self._job_cutter(job)
+            result: GeneratedSegment | None = None
+            while True:
+                t3_seconds, full = 0.0, False
+                while result is None and not full:
+                    item = steps.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    token, finished, spent = item
+                    t3_seconds += spent
+                    if token is not None:
+                        full = cutter.add(token)
+                    if finished is not None:
+                        result = finished
+                with engine.work(stage="decode"):  # the worker's steps go on meanwhile
+                    chunk = self._streamed_chunk(decoder, cutter, playback, full, result, t3_seconds)
+                yield chunk
+                if chunk.is_last:
+                    return
+        finally:
+            stop.set()
+            worker.join()  # the worker ends after its current step and frees the KV cache
+
+    def _streamed_in_turn(self, job: SegmentJob, cutter: ChunkCutter | None = None) -> Iterator[ChunkOutput]:
+        """Each chunk's steps and decode as one piece of model work, in this thread."""
         engine, attention = self.engine, self.attention
         batch = engine.open_batch(attention)
         try:
             decoder = engine.decoder(job, crossfade_ms=self.crossfade_ms)
-            cutter = self._cutter(job.segment)
+            playback: StreamPlayback | None = None
+            if cutter is None:
+                cutter, playback = self._job_cutter(job)
             result: GeneratedSegment | None = None
             joining: list[SegmentJob] = [job]
             while True:
@@ -286,16 +505,26 @@ class SegmentScheduler:
                                 result = step.finished
                         joining = []
                     t3_seconds = time.perf_counter() - started
-                    last = not full
-                    tokens, index, context, reread = cutter.take()
-                    decoded = decoder.decode(tokens, context, last=last)
-                yield ChunkOutput(decoded.audio, index, len(tokens), t3_seconds, decoded.decode_seconds,
-                                  decoded.vocoder_seconds, 0.0, last, result if last else None,
-                                  context_tokens=reread)
-                if last:
+                    chunk = self._streamed_chunk(decoder, cutter, playback, full, result, t3_seconds)
+                yield chunk
+                if chunk.is_last:
                     return
         finally:
             batch.close()  # releases the KV cache when the caller stops early
+
+    @staticmethod
+    def _streamed_chunk(decoder: Any, cutter: ChunkCutter, playback: StreamPlayback | None, full: bool,
+                        result: GeneratedSegment | None, t3_seconds: float) -> ChunkOutput:
+        """Cut and decode a streamed chunk: the last one unless it is ``full`` (then
+        ``result`` is set); the modeled playback moves on."""
+        last = not full
+        tokens, index, context, reread = cutter.take()
+        decoded = decoder.decode(tokens, context, last=last)
+        if playback is not None:
+            playback.made(len(tokens), reread, index)
+        return ChunkOutput(decoded.audio, index, len(tokens), t3_seconds, decoded.decode_seconds,
+                           decoded.vocoder_seconds, 0.0, last, result if last else None,
+                           context_tokens=reread)
 
     def _with_retry(self, job: SegmentJob) -> Iterator[ChunkOutput]:
         """``job``'s chunks; retried once, then split, while nothing was handed out."""
@@ -362,30 +591,94 @@ class SegmentScheduler:
 
     # -- segments generated ahead in the shared batch -----------------------------------------
 
+    def _cut(self, job: SegmentJob, tokens: Sequence[int]) -> list[_PlannedCall]:
+        """A generated segment's vocoder calls, cut exactly as a streamed segment is cut
+        (the same sizes and the same modeled playback, advanced in the same order)."""
+        cutter, playback = self._job_cutter(job)
+        calls: list[_PlannedCall] = []
+
+        def take(last: bool) -> None:
+            pending, index, context, reread = cutter.take()
+            if playback is not None:
+                playback.made(len(pending), reread, index)
+            calls.append(_PlannedCall(tuple(pending), index, context, reread, last))
+
+        for token in tokens:
+            if cutter.add(token):
+                take(last=False)
+        take(last=True)
+        return calls
+
+    @staticmethod
+    def _output(call: _PlannedCall, decoded: Any, finished: _Finished, waited: float) -> ChunkOutput:
+        result = finished.result
+        rate = result.t3_seconds / len(result.tokens) if result.tokens else 0.0
+        return ChunkOutput(decoded.audio, call.index, len(call.tokens), rate * len(call.tokens),
+                           decoded.decode_seconds, decoded.vocoder_seconds, waited, call.last,
+                           result if call.last else None, result.t3_seconds if call.last else 0.0,
+                           context_tokens=call.reread)
+
     def _decoded(self, job: SegmentJob, finished: _Finished) -> Iterator[ChunkOutput]:
         """The audio of tokens generated earlier, chunk by chunk exactly as a streamed
         segment is cut and decoded (so it is the same audio); each chunk is one
         piece of model work, made when the caller asks for it."""
-        result = finished.result
-        tokens = list(result.tokens)
-        rate = result.t3_seconds / len(tokens) if tokens else 0.0
         decoder = self.engine.decoder(job, crossfade_ms=self.crossfade_ms)
-        cutter = self._cutter(job.segment)
-
-        def chunk(last: bool) -> ChunkOutput:
-            with self.engine.work():
+        for call in self._cut(job, finished.result.tokens):
+            with self.engine.work(stage=self._decode_stage):
                 waited = time.perf_counter() - finished.at
-                pending, index, context, reread = cutter.take()
-                decoded = decoder.decode(pending, context, last=last)
-            return ChunkOutput(decoded.audio, index, len(pending), rate * len(pending),
-                               decoded.decode_seconds, decoded.vocoder_seconds, waited, last,
-                               result if last else None, result.t3_seconds if last else 0.0,
-                               context_tokens=reread)
+                decoded = decoder.decode(list(call.tokens), call.context, last=call.last)
+            yield self._output(call, decoded, finished, waited)
 
-        for token in tokens:
-            if cutter.add(token):
-                yield chunk(last=False)
-        yield chunk(last=True)
+    def decode_width(self) -> int:
+        """Segments decoded together when a whole text is made at once (1: one at a time)."""
+        if not self.batched_decode:
+            return 1
+        if self.decode_batch_size != "auto":
+            return max(1, int(self.decode_batch_size))
+        capacity = getattr(self.engine, "decode_batch_capacity", None)
+        return max(1, int(capacity())) if capacity is not None else 1
+
+    def _decoded_in_groups(self, generated: Iterator[tuple[SegmentJob, Any]],
+                           width: int) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
+        """The segments of ``generated`` in order, ``width`` consecutive ones decoded
+        together (:meth:`_decode_group`); a segment sent one at a time goes alone."""
+        group: list[tuple[SegmentJob, _Finished]] = []
+
+        def flush() -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
+            members = list(group)
+            group.clear()
+            if members:
+                for (job, _), chunks in zip(members, self._decode_group(members), strict=True):
+                    yield job.segment, iter(chunks)
+
+        for job, result in generated:
+            if result is _FALLBACK:
+                yield from flush()
+                yield job.segment, self._with_retry(job)
+                continue
+            group.append((job, result))
+            if len(group) >= width:
+                yield from flush()
+        yield from flush()
+
+    def _decode_group(self, group: Sequence[tuple[SegmentJob, _Finished]]) -> list[list[ChunkOutput]]:
+        """Each segment's chunks, cut as :meth:`_decoded` cuts them, decoded in rounds:
+        chunk ``k`` of every segment that has one in one
+        :meth:`~seqopt_core.engine.BatchDecodingEngine.decode_batch` call."""
+        engine: Any = self.engine
+        plans = [(finished, engine.decoder(job, crossfade_ms=self.crossfade_ms),
+                  self._cut(job, finished.result.tokens)) for job, finished in group]
+        outputs: list[list[ChunkOutput]] = [[] for _ in plans]
+        for r in range(max(len(calls) for _, _, calls in plans)):
+            members = [(i, finished, decoder, calls[r]) for i, (finished, decoder, calls) in enumerate(plans)
+                       if r < len(calls)]
+            with engine.work(stage=self._decode_stage):
+                started = time.perf_counter()
+                decoded = engine.decode_batch([DecodeCall(decoder, call.tokens, call.context, call.last)
+                                               for _, _, decoder, call in members])
+            for (i, finished, _, call), audio in zip(members, decoded, strict=True):
+                outputs[i].append(self._output(call, audio, finished, started - finished.at))
+        return outputs
 
     def _generated(self, jobs: list[SegmentJob], width: int,
                    ramp: Callable[[int], int] | None) -> Iterator[tuple[SegmentJob, Any]]:
@@ -396,6 +689,8 @@ class SegmentScheduler:
             if self._batch is None and not self._queue:
                 self._limit, self._ramp, self._ended = width, ramp, 0
             self._queue.extend(jobs)
+            if self.overlap:
+                self._start_worker()
         done = 0
         try:
             for job in jobs:
@@ -405,10 +700,37 @@ class SegmentScheduler:
         finally:
             self._cancel(jobs[done:])
 
+    def _start_worker(self) -> None:
+        """Run the shared batch ahead in a worker thread (overlap) until nothing is left
+        to generate; the streams meanwhile decode what is ready (called with the lock)."""
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._worker = threading.Thread(target=self._run_ahead, name="seqopt-batch", daemon=True)
+        self._worker.start()
+
+    def _run_ahead(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if self._worker is not me:
+                    return
+                if not self._queue and (self._batch is None or not self._batch.rows):
+                    self._worker = None
+                    return
+                try:
+                    self._advance()
+                except BaseException as exc:  # noqa: BLE001 - raised to the next stream that waits
+                    self._worker_error, self._worker = exc, None
+                    return
+            time.sleep(0)  # let a waiting stream take the lock between stretches
+
     def _wait(self, job: SegmentJob) -> Any:
         """Run the shared batch until ``job`` has a result; take it."""
         with self._lock:
             while job.key not in self._results:
+                if self._worker_error is not None:
+                    error, self._worker_error = self._worker_error, None
+                    raise error
                 if job.key not in self._in_flight and all(j.key != job.key for j in self._queue):
                     raise SynthesisError(f"segment {job.segment.index} is neither queued nor "
                                          "generating (a scheduler bug; please report it)")
@@ -427,7 +749,7 @@ class SegmentScheduler:
     def _advance(self) -> None:
         """Steps of the shared batch, in one piece of model work, until a row ends."""
         engine = self.engine
-        with engine.work(self.attention):
+        with engine.work(self.attention, stage="tokens" if self.overlap else "all"):
             if self._batch is None:
                 self._batch = engine.open_batch(self.attention)
             while True:
@@ -518,4 +840,4 @@ def _snippet(text: str, width: int = 50) -> str:
 
 
 __all__ = ["BatchOutOfMemory", "ChunkCutter", "ChunkOutput", "MIN_RETRY_TARGET", "PlannedChunk",
-           "SegmentScheduler", "ramp_sizes"]
+           "SegmentScheduler", "StreamPlayback", "ramp_sizes"]

@@ -244,10 +244,24 @@ class SentenceSplitterSpec(StrategySpec[SentenceSplitter]):
     slot_key: ClassVar[str] = "splitter"
 
 
+@dataclass(frozen=True)
 class ChunkPolicySpec(StrategySpec[ChunkPolicy]):
-    """Registry record of a chunk-size policy (slot ``chunk_policy``)."""
+    """Registry record of a chunk-size policy (slot ``chunk_policy``).
+
+    ``uses_playback`` declares that the policy plans with the device's costs and the
+    listener's buffer: the scheduler then asks ``policy.plan_chunk(state)`` with a
+    :class:`seqopt_core.playback.ChunkState` (the modeled buffered seconds, the
+    context re-read, the :class:`seqopt_core.costs.CostModel`) instead of
+    ``chunk_size(...)``, and the pipeline measures the costs once per device
+    (``synthesis.costs``).
+    """
 
     slot_key: ClassVar[str] = "chunk_policy"
+
+    uses_playback: bool = False
+
+    def capabilities(self) -> dict[str, bool]:
+        return {"uses_playback": self.uses_playback}
 
 
 class ContextPolicySpec(StrategySpec[ContextPolicy]):
@@ -314,6 +328,12 @@ class EngineSpec(StrategySpec[Any]):
     * ``batching``: several segments may share one token step (continuous
       batching); ``False`` makes the scheduler run one segment at a time.
     * ``uses_attention``: the engine honours the ``attention`` slot.
+    * ``concurrent_stages``: ``work(stage="tokens")`` and ``work(stage="decode")`` hold
+      separate locks, so the scheduler may generate a chunk's tokens in one thread
+      while another decodes the chunk before (``synthesis.overlap``).
+    * ``batched_decode``: the engine implements
+      :class:`seqopt_core.engine.BatchDecodingEngine` (chunks of several segments
+      in one vocoder call).
     * ``preflight(options)``: checks the files and values the options name before
       the (slow) model load, raising a :class:`~seqopt_core.errors.SeqoptError`
       that says what is wrong; ``seqopt speak`` calls it first.
@@ -324,10 +344,13 @@ class EngineSpec(StrategySpec[Any]):
     cheap_to_build: bool = False
     batching: bool = True
     uses_attention: bool = True
+    batched_decode: bool = False
+    concurrent_stages: bool = False
     preflight: Callable[[BaseModel], None] | None = None
 
     def capabilities(self) -> dict[str, bool]:
         return {"batching": self.batching, "uses_attention": self.uses_attention,
+                "batched_decode": self.batched_decode, "concurrent_stages": self.concurrent_stages,
                 "preflight": self.preflight is not None}
 
     def create(self, options: BaseModel | dict[str, Any] | None = None, runtime: Any = None) -> Any:

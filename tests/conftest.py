@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,11 @@ SHARED_TOKENIZER = REPO.parent / "shared" / "data" / "chatterbox_en_tokenizer.js
 if not os.environ.get("SEQOPT_TOKENIZER") and SHARED_TOKENIZER.is_file():
     # CLI subprocesses and the default profile find the tokenizer the same way users do.
     os.environ["SEQOPT_TOKENIZER"] = str(SHARED_TOKENIZER)
+
+if not os.environ.get("SEQOPT_CACHE_DIR"):
+    # Measured cost models (the deadline chunk policy) go to a cache of this test run's
+    # own, never the user's; CLI subprocesses share it.
+    os.environ["SEQOPT_CACHE_DIR"] = tempfile.mkdtemp(prefix="seqopt-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,12 @@ whole pipeline (planner, scheduler, batching, retries, chunking) on it.
   segment's tokens never depend on what shares its batch.
 * Audio: 960 samples (1/25 s) per token of a sine whose frequency depends on
   the token; the phase runs on across the chunks of a segment.
+* Stages (``concurrent_stages``): ``work(stage="tokens")`` and ``work(stage="decode")``
+  hold separate locks; ``stage_log`` records each token step's and decode's
+  ``(stage, start, end)`` (``step_sleep_seconds`` and ``decode_sleep_seconds`` make
+  them last).
+* Batched decoding (``batched_decode``): :meth:`SineEngine.decode_batch` decodes
+  each call in turn and records how many it got in ``decode_batches``.
 * Fault injection: ``fail_after_steps`` (each batch's step after that many
   raises ``RuntimeError``), ``fail_above_rows`` (``RuntimeError`` for a step
   that would hold more rows), ``oom_above_rows`` (``MemoryError``, which
@@ -24,7 +30,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from seqopt_core import EngineSpec, hookimpl
 from seqopt_core.engine import (
-    AttentionSettings, DecodedAudio, EngineRuntime, GeneratedSegment, SegmentJob, TokenStep, segment_seed,
+    AttentionSettings, DecodeCall, DecodedAudio, EngineRuntime, GeneratedSegment, SegmentJob, TokenStep,
+    segment_seed,
 )
 from seqopt_core.types import Segment
 
@@ -52,6 +60,8 @@ class SineOptions(BaseModel):
     fail_after_steps: int | None = Field(None, ge=0, description="each batch fails after this many steps")
     fail_above_rows: int | None = Field(None, ge=0, description="RuntimeError above this many rows")
     oom_above_rows: int | None = Field(None, ge=0, description="MemoryError above this many rows")
+    step_sleep_seconds: float = Field(0.0, ge=0, le=1, description="each token step also sleeps this long")
+    decode_sleep_seconds: float = Field(0.0, ge=0, le=1, description="each decode also sleeps this long")
 
 
 class _Row:
@@ -88,6 +98,8 @@ class SineBatch:
             raise RuntimeError(f"sine: injected failure after {self.steps} steps")
         self.steps += 1
         started = time.perf_counter()
+        if o.step_sleep_seconds:
+            time.sleep(o.step_sleep_seconds)
         if joining:  # prefill: the joining rows sample their first tokens
             ran = [_Row(job, self.engine.speech_token_limit(job.segment)) for job in joining]
             self._rows.extend(ran)
@@ -101,6 +113,7 @@ class SineBatch:
             else:
                 row.tokens.append(token)
                 drawn.append((row, token, "length_limit" if len(row.tokens) >= row.limit else None))
+        self.engine.stage_log.append(("tokens", started, time.perf_counter()))
         share = (time.perf_counter() - started) / max(1, len(ran))  # each row's share of the step
         out: list[TokenStep] = []
         for row, token, stopped in drawn:
@@ -126,6 +139,8 @@ class SineDecoder:
 
     def decode(self, tokens: Sequence[int], context: int, *, last: bool) -> DecodedAudio:
         started = time.perf_counter()
+        if self.engine.options.decode_sleep_seconds and tokens:
+            time.sleep(self.engine.options.decode_sleep_seconds)
         t = np.arange(SAMPLES_PER_TOKEN, dtype=np.float64) / SAMPLE_RATE
         parts = []
         for token in tokens:
@@ -134,6 +149,7 @@ class SineDecoder:
             self.phase = (self.phase + 2 * math.pi * hz * SAMPLES_PER_TOKEN / SAMPLE_RATE) % (2 * math.pi)
         audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         vocoder = time.perf_counter() - started
+        self.engine.stage_log.append(("decode", started, time.perf_counter()))
         return DecodedAudio(audio, vocoder, time.perf_counter() - started)  # no post-processing
 
 
@@ -143,26 +159,47 @@ class SineEngine:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, options: SineOptions | None = None, runtime: EngineRuntime | None = None,
-                 lock: Any = None) -> None:
+                 locks: tuple[Any, Any] | None = None) -> None:
         self.options = options if options is not None else SineOptions()
         self.runtime = runtime if runtime is not None else EngineRuntime()
-        self._lock = lock if lock is not None else threading.RLock()  # shared by configured() copies
+        # one lock per stage, shared by configured() copies
+        self._locks = locks if locks is not None else (threading.RLock(), threading.RLock())
+        #: ``(stage, start, end)`` of every token step and decode (perf_counter seconds).
+        self.stage_log: list[tuple[str, float, float]] = []
+        #: How many calls each decode_batch got.
+        self.decode_batches: list[int] = []
 
     def describe(self) -> dict[str, Any]:
         return {"name": "sine", "device": "cpu", "random_weights": False}
 
     def configured(self, options: Any) -> SineEngine:
         options = SineOptions.model_validate(options.model_dump() if isinstance(options, BaseModel) else options)
-        return self if options == self.options else SineEngine(options, self.runtime, self._lock)
+        return self if options == self.options else SineEngine(options, self.runtime, self._locks)
 
-    def work(self, attention: AttentionSettings | None = None) -> Any:
-        return self._lock  # an RLock is a reentrant context manager; there is no attention to set
+    @contextmanager
+    def work(self, attention: AttentionSettings | None = None, *, stage: str = "all") -> Iterator[None]:
+        """The stage's lock (both for ``all``, tokens first); there is no attention to set."""
+        tokens, decode = self._locks
+        held = {"tokens": (tokens,), "decode": (decode,), "all": (tokens, decode)}[stage]
+        for lock in held:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
 
     def open_batch(self, attention: AttentionSettings | None = None) -> SineBatch:
         return SineBatch(self)
 
     def decoder(self, job: SegmentJob, *, crossfade_ms: float) -> SineDecoder:
         return SineDecoder(self)
+
+    def decode_batch(self, calls: Sequence[DecodeCall]) -> list[DecodedAudio]:
+        if len({id(c.decoder) for c in calls}) != len(calls):
+            raise ValueError("decode_batch: a decoder appears twice in one batch")
+        self.decode_batches.append(len(calls))
+        return [c.decoder.decode(c.tokens, c.context, last=c.last) for c in calls]
 
     def speech_token_limit(self, segment: Segment, text_tokens: int | None = None) -> int:
         return max(1, math.ceil(len(segment.text) * self.options.tokens_per_text_char))
@@ -188,4 +225,4 @@ def load_sine(options: SineOptions, runtime: EngineRuntime) -> SineEngine:
 @hookimpl
 def seqopt_engines() -> list[EngineSpec]:
     return [EngineSpec(name="sine", factory=load_sine, options=SineOptions, uses_attention=False,
-                       cheap_to_build=True, description="sine tones, one per speech token (test engine)")]
+                       batched_decode=True, concurrent_stages=True, cheap_to_build=True, description="sine tones, one per speech token (test engine)")]

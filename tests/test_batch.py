@@ -361,6 +361,29 @@ def test_synthesize_in_batches_equals_sequential_audio_in_text_order(
     assert all(s.stopped_by == "benchmark_length" for s in batched.segments)
 
 
+def test_synthesize_decodes_segments_together_within_float32_of_sequential(
+        sequential, sequential_audio, tiny_checkpoint, monkeypatch, one_torch_thread):
+    """decode_batch_size = 3: chunk k of three segments per S3Gen call; the same chunks,
+    and audio within float32 tolerance of decoding one segment at a time."""
+    pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4, decode_batch_size=3)
+    assert pipe.scheduler.decode_width() == 3
+    assert make_pipeline(tiny_checkpoint, engine=sequential.engine).scheduler.decode_width() == 1  # CPU: auto
+    calls = []
+    decode_batch = pipe.engine.decode_batch
+
+    def recorded(batch):
+        calls.append(len(batch))
+        return decode_batch(batch)
+
+    monkeypatch.setattr(pipe.engine, "decode_batch", recorded)
+    result = pipe.synthesize(TEXT)
+    assert max(calls) == 3 and sum(calls) == len(result.metrics.chunks)
+    assert [(c.segment_index, c.speech_tokens, c.context_tokens) for c in result.metrics.chunks] == [
+        (c.segment_index, c.speech_tokens, c.context_tokens) for c in sequential_audio.metrics.chunks]
+    assert len(result.audio) == len(sequential_audio.audio)
+    np.testing.assert_allclose(result.audio, sequential_audio.audio, rtol=0, atol=1e-4)
+
+
 def test_lookahead_streams_the_first_segment_alone_then_ramps_batches(
         sequential, sequential_audio, tiny_checkpoint, monkeypatch):
     pipe = make_pipeline(tiny_checkpoint, engine=sequential.engine, batch_size=4)

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py", "bench_attention.py", "bench_engine.py"])
+@pytest.mark.parametrize("script", ["bench_planning.py", "bench_estimator.py", "bench_attention.py"])
 def test_benchmark_quick_mode(script, tmp_path, tokenizer_path):
     _run_quick(script, tmp_path, tokenizer_path)
 
@@ -27,6 +27,23 @@ def _run_quick(script, tmp_path, tokenizer_path, *extra):
     data = json.loads(out.read_text())
     assert data["environment"]["python"] and "|" in done.stdout  # a table was printed
     return data
+
+
+def test_bench_engine_quick_mode(tmp_path, tokenizer_path):
+    """Both profiles on the tiny checkpoint, with their ratios and stages; ``--peer`` without
+    the peer venv skips the peer, says how to make the venv, and the profiles still run."""
+    missing = tmp_path / "no_peer_venv"
+    data = _run_quick("bench_engine.py", tmp_path, tokenizer_path, "--peer", "--peer-venv", str(missing))
+    peer = data["results"]["peer"]
+    assert peer["status"] == "skipped"
+    assert "make_peer_venv.sh" in peer["reason"] and str(missing) in peer["reason"]
+    assert data["settings"]["contenders"] == ["baseline", "rtx4090"]
+    summary = data["results"]["summary"]["100"]
+    assert set(summary) == {"baseline", "rtx4090", "rtx4090_over_baseline"}
+    for profile in ("baseline", "rtx4090"):
+        run = data["results"]["runs"]["100"][profile][0]
+        assert run["s3gen_calls"] == len(run["s3gen_call_seconds"]) > 0
+        assert run["overlap_seconds"] >= 0.0 and run["t3_seconds"] > 0.0
 
 
 def test_bench_batch_quick_mode(tmp_path, tokenizer_path):
@@ -49,3 +66,23 @@ def test_bench_s3gen_quick_mode(tmp_path, tokenizer_path):
     assert set(modes["exact"]["mel_distance_to_exact"].values()) == {0.0}
     assert all(d > 0 for d in modes["cfm_steps=5"]["mel_distance_to_exact"].values())
     assert all(d > 0 for d in data["results"]["noise_floor_mel_distance"].values())
+
+
+def test_bench_s3gen_batched_quick_mode(tmp_path, tokenizer_path):
+    """``--batched``: B rows in one S3Gen call against B calls, the same audio (no timing asserted)."""
+    data = _run_quick("bench_s3gen.py", tmp_path, tokenizer_path, "--threads", "1", "--batched")
+    sizes = data["results"]["batch_sizes"]
+    assert set(sizes) == {"1", "2"} and data["settings"]["tokens"] == 10
+    assert all(size["max_abs_difference"] < 1e-5 and size["batched_seconds"] > 0 for size in sizes.values())
+    assert data["results"]["one_row"]["upstream_seconds"] > 0 and data["results"]["reference_preparation_seconds"] > 0
+
+
+def test_bench_overlap_quick_mode(tmp_path, tokenizer_path):
+    """rtx4090 in turn and overlapped on the tiny checkpoint (one torch thread): the same
+    audio, and the overlap measured for both (no timing asserted)."""
+    data = _run_quick("bench_overlap.py", tmp_path, tokenizer_path, "--threads", "1")
+    results = data["results"]
+    assert results["same_audio"] is True
+    assert set(results["median"]) == {"in turn", "overlapped"}
+    assert all(m["overlap"] >= 0 and m["t3_seconds"] > 0 for m in results["median"].values())
+    assert results["cost_model"]["decode_fixed_seconds"] >= 0

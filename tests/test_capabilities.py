@@ -129,8 +129,11 @@ def builtin_aligned(tiny_checkpoint, host) -> Pipeline:
 
 
 def _synthesize(pipeline: Pipeline, text: str = TEXT):
-    """``pipeline.synthesize(text)`` and every :class:`GeneratedSegment` its engine returned."""
+    """``pipeline.synthesize(text)`` and every :class:`GeneratedSegment` its engine returned
+    (the device's costs are measured first, if the chunk policy plans with them)."""
     results = []
+    if pipeline.scheduler.uses_playback:
+        pipeline.costs  # noqa: B018 - measured (or read from the cache) before the recording starts
     engine = pipeline.engine
     open_batch = engine.open_batch
 

@@ -143,7 +143,10 @@ def test_plugins_lists_what_each_record_declares(run):
                                          "custom_kernel": False}
     assert caps("segment_context", "voice") == {"independent_segments": True}
     assert caps("segment_context", "speech_tail") == {"independent_segments": False}
-    assert caps("engine", "chatterbox") == {"batching": True, "uses_attention": True, "preflight": True}
+    assert caps("engine", "chatterbox") == {"batching": True, "uses_attention": True, "batched_decode": True,
+                                          "concurrent_stages": True, "preflight": True}
+    assert caps("chunk_policy", "deadline") == {"uses_playback": True}
+    assert caps("chunk_policy", "fixed") == {"uses_playback": False}
     assert caps("splitter", "regex") == {}
     assert "preflight" in run("plugins").output  # the table shows them too (folded to its width)
 
@@ -179,7 +182,7 @@ def test_config_show_round_trips(run, tmp_path):
 def test_config_show_prints_defaults_of_options(run):
     shown = run("config", "show", "--profile", "rtx4090").output
     # options the profile does not write, shown with their defaults
-    assert "split_on_newlines = false" in shown and "first_chunk_every_segment = false" in shown
+    assert "split_on_newlines = false" in shown and "safety = 0.8" in shown and "prefer = \"latency\"" in shown
     assert "not set" in shown and "estimator.options.tokenizer" in shown
 
 

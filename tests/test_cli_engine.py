@@ -107,3 +107,32 @@ def test_costs_measures_the_vocoder_and_a_t3_step(tiny_checkpoint, tmp_path):
 def test_costs_refuses_bad_sizes(sizes, says, tiny_checkpoint):
     result = CliRunner().invoke(main, ["costs", "--checkpoint", str(tiny_checkpoint), "--sizes", sizes])
     assert result.exit_code == 2 and says in result.output
+
+
+def test_costs_save_is_the_cost_model_speak_plans_with(run, tiny_checkpoint, tmp_path, monkeypatch):
+    """`seqopt costs --save` keeps the measurement as this device's cost model; `seqopt speak`
+    with the default profile (deadline chunks) reads it instead of measuring."""
+    monkeypatch.setenv("SEQOPT_CACHE_DIR", str(tmp_path / "cache"))
+    saved = run("costs", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--sizes", "5,20", "--save")
+    assert saved.exit_code == 0, saved.output
+    assert "saved as this device's cost model:" in saved.output
+    [path] = (tmp_path / "cache" / "costs").iterdir()
+    model = json.loads(path.read_text())
+    assert model["source"].startswith("seqopt costs --save") and model["t3_step_seconds"] > 0
+    spoken = run("speak", "Hello there, a short test.", "-o", str(tmp_path / "a.wav"), "--checkpoint",
+                 str(tiny_checkpoint), "--device", "cpu", "--seed", "1")
+    assert spoken.exit_code == 0, spoken.output
+    assert "costs: a vocoder call" in spoken.output and "(measured" not in spoken.output
+    assert sorted((tmp_path / "cache" / "costs").iterdir()) == [path]
+    assert json.loads(path.read_text()) == model  # read, not measured again (that would rewrite it)
+
+
+def test_speak_with_a_missing_cost_file_says_what_to_do(run, tiny_checkpoint, tmp_path):
+    config = tmp_path / "mine.toml"
+    config.write_text(f'extends = "rtx4090"\n[synthesis]\ncosts = "{tmp_path / "none.json"}"\n')
+    result = run("speak", "Hello.", "-o", str(tmp_path / "a.wav"), "--checkpoint", str(tiny_checkpoint),
+                 "--config", str(config))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    flat = " ".join(result.output.split())
+    assert "synthesis.costs: cost file" in flat and "`seqopt costs -o costs.json`" in flat
+    assert not (tmp_path / "a.wav").exists()

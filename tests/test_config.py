@@ -40,7 +40,8 @@ def test_baseline_reproduces_chatterbox_streaming():
 def test_rtx4090_is_the_default_profile():
     c = load_config().config
     assert (c.planner.target_tokens, c.planner.max_tokens) == (96, 128)
-    assert c.chunk_policy.name == "adaptive" and c.context_policy.name == "adaptive"
+    assert c.chunk_policy.name == "deadline" and c.context_policy.name == "adaptive"
+    assert c.synthesis.costs == "auto"  # measured once per device, then cached
     assert c.attention.name == "sdpa_aligned"  # SDPA speed, alignment guard kept
 
 
@@ -49,15 +50,16 @@ def test_file_extends_profile_and_overrides_single_keys(tmp_path):
 extends = "rtx4090"
 [planner]
 target_tokens = 80
-[chunk_policy]
-options = { first_chunk_size = 5 }
+[context_policy]
+options = { bands = { short_cap = 20, long_factor = 1.5, long_cap = 75 } }
 """)
     c = load_config(path).config
     assert c.extends == "rtx4090"
     assert (c.planner.target_tokens, c.planner.max_tokens) == (80, 128)
     # same strategy name: options are merged into the profile's
-    assert c.chunk_policy.name == "adaptive"
-    assert c.chunk_policy.options == {"base_chunk_size": 25, "first_chunk_size": 5}
+    assert c.context_policy.name == "adaptive"
+    assert c.context_policy.options == {"base_context": 50,
+                                        "bands": {"short_cap": 20, "long_factor": 1.5, "long_cap": 75}}
 
 
 def test_changing_a_slots_strategy_replaces_its_options(tmp_path):

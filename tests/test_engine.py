@@ -15,6 +15,7 @@ import torch
 from seqopt_core import hookimpl
 from seqopt_core.engine import AttentionSettings
 from seqopt_core.errors import SynthesisError
+from seqopt_core.playback import PlaybackClock
 from seqopt_core.system import resident_bytes
 from seqopt_plugins.chatterbox.engine import attention_implementation
 from seqopt_plugins.chatterbox.pipeline import Pipeline
@@ -24,6 +25,7 @@ from seqopt_plugins.chatterbox.t3_stream import (
     SpeechTokenLoop,
     text_token_tensor,
 )
+from seqopt_plugins.chatterbox.s3gen_batch import RenderedRow
 from seqopt_plugins.chatterbox.vocoder import SAMPLES_PER_TOKEN, ChunkVocoder, decodable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -123,9 +125,12 @@ def test_stream_covers_every_segment_in_order(pipeline):
 
 def test_first_chunk_follows_the_chunk_policy(pipeline):
     chunks = list(pipeline.stream(TEXT))
-    # rtx4090: first chunk of the stream is 10 speech tokens (if the segment has 10)
-    first_segment_tokens = pipeline.last_metrics.segments[0].speech_tokens
-    assert chunks[0].event.speech_tokens == min(10, first_segment_tokens)
+    # rtx4090: the deadline policy's first chunk, from the costs measured on this machine
+    segment = pipeline.last_metrics.segments[0]
+    window = pipeline.context_policy.context_window(segment.segment.tokens, 0, 0)
+    state = PlaybackClock(pipeline.costs).state(segment.segment.tokens, 0, 0, context_tokens=0,
+                                                context_window=window)
+    assert chunks[0].event.speech_tokens == min(pipeline.chunk_policy.plan_chunk(state), segment.speech_tokens)
 
 
 def test_synthesize_returns_the_whole_waveform(pipeline):
@@ -288,23 +293,29 @@ def test_failure_that_cannot_be_split_names_the_segment(pipeline, monkeypatch):
     assert pipeline.last_metrics.generation.completed is False
 
 
-class FakeS3Gen(torch.nn.Module):
-    """Each token renders as 960 samples of a sine whose phase runs on across tokens."""
+def fake_render(offsets):
+    """Stands in for S3Gen: each token renders as 960 samples of a sine whose phase
+    starts at the next of ``offsets`` (samples)."""
 
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
+    def render(s3gen, rows):
+        out = []
+        for row in rows:
+            n = len(row.tokens) * SAMPLES_PER_TOKEN
+            t = np.arange(n, dtype=np.float64) + (offsets.pop(0) if offsets else 0)
+            audio = (0.5 * np.sin(2 * np.pi * 220 * t / 24000)).astype(np.float32)
+            out.append(RenderedRow(audio, torch.zeros(1, 1, n), 0.0))
+        return out
 
-    def inference(self, speech_tokens, ref_dict, n_cfm_timesteps=None):
-        n = len(speech_tokens) * SAMPLES_PER_TOKEN
-        t = torch.arange(n, dtype=torch.float32)
-        start = ref_dict["offset"].pop(0) if ref_dict["offset"] else 0
-        return (0.5 * torch.sin(2 * torch.pi * 220 * (t + start) / 24000)).unsqueeze(0), None
+    return render
 
 
-def test_vocoder_seams_are_crossfaded_and_lengths_exact():
+def test_vocoder_seams_are_crossfaded_and_lengths_exact(monkeypatch):
+    from seqopt_plugins.chatterbox import vocoder as vocoder_module
+
     offsets: list[int] = []
-    vocoder = ChunkVocoder(FakeS3Gen(), {"offset": offsets}, crossfade_ms=10)
+    monkeypatch.setattr(vocoder_module, "render_rows", fake_render(offsets))
+    monkeypatch.setattr(vocoder_module, "prepared_reference", lambda s3gen, ref_dict: None)
+    vocoder = ChunkVocoder(None, {}, crossfade_ms=10)
     out, decoded = [], 0
     for size in (10, 25, 25, 7):
         context = min(5, decoded)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import sine_engine
-from seqopt_core import Pipeline, PluginHost, SynthesisError
+from seqopt_core import Pipeline, PluginHost, SynthesisError, hookimpl
 from seqopt_core.scheduler import PlannedChunk, ramp_sizes
 
 TEXT = ("The first one is short. Then a second sentence comes along here.\n\n"
@@ -28,8 +28,10 @@ _WORDS = "one two three four five six seven eight nine ten eleven twelve".split(
 RAMP_TEXT = " ".join(" ".join(_WORDS[: i + 1]).capitalize() + "." for i in range(12))
 SPLITTABLE = "Alpha beta gamma delta. Epsilon zeta eta theta."
 HALVES = ("Alpha beta gamma delta.", "Epsilon zeta eta theta.")
-#: The profile's planner sizes: SPLITTABLE is one segment (split only by the retry).
-WHOLE = {"planner": {"target_tokens": 96, "max_tokens": 128}}
+#: The profile's planner sizes: SPLITTABLE is one segment (split only by the retry); chunks of
+#: the report's adaptive policy (a first chunk of 10 tokens, then 15 for short segments).
+WHOLE = {"planner": {"target_tokens": 96, "max_tokens": 128},
+         "chunk_policy": {"name": "adaptive", "options": {"base_chunk_size": 25, "first_chunk_size": 10}}}
 
 
 @pytest.fixture(scope="module")
@@ -341,10 +343,11 @@ def test_chunk_event_timings(host):
 
 
 @pytest.mark.parametrize("policies", [
-    {},  # the profile's adaptive chunk (first 10, base 25) and context (base 50) policies
+    {},  # the profile's deadline chunks (from the sine engine's measured costs), adaptive context
+    {"chunk_policy": {"name": "adaptive", "options": {"base_chunk_size": 25, "first_chunk_size": 10}}},
     {"chunk_policy": {"name": "fixed", "options": {"chunk_size": 5}},
      "context_policy": {"name": "fixed", "options": {"context_window": 3}}},
-], ids=["adaptive", "fixed-5-context-3"])
+], ids=["deadline", "adaptive", "fixed-5-context-3"])
 def test_planned_chunks_are_the_chunks_decoded(host, monkeypatch, policies):
     pipeline = sine_pipeline(host, batch_size=4, overrides=policies)
     engine = pipeline.engine
@@ -371,17 +374,19 @@ def test_planned_chunks_are_the_chunks_decoded(host, monkeypatch, policies):
     plan = pipeline.planner.plan(RAMP_TEXT)
     chunks = list(pipeline.stream(RAMP_TEXT, plan))
     exact_multiples = 0
-    for seg in plan.segments:
-        n = engine.speech_token_limit(seg)
+    lengths = [(seg, engine.speech_token_limit(seg)) for seg in plan.segments]
+    stream_plan = pipeline.scheduler.planned_stream(lengths)
+    for (seg, n), planned in zip(lengths, stream_plan, strict=True):
         assert n == math.ceil(len(seg.text) * 0.5)
-        planned = pipeline.scheduler.planned_chunks(seg, n)
+        if seg.index == 0:
+            assert pipeline.scheduler.planned_chunks(seg, n) == planned  # a stream's first segment
         assert sum(c.new_tokens for c in planned) == n
         assert calls[seg.index] == planned, seg
         mine = [c for c in chunks if c.segment.index == seg.index]
         assert [c.event.speech_tokens for c in mine if c.event.speech_tokens] == [c.new_tokens for c in planned]
         assert all(c.event.speech_tokens > 0 for c in mine[:-1])  # only a segment's last chunk may be empty
         exact_multiples += mine[-1].event.speech_tokens == 0
-    if policies:
+    if "context_policy" in policies:
         assert exact_multiples >= 2  # 10, 20 and 25 tokens end on a full chunk of 5
 
 
@@ -451,3 +456,95 @@ def test_fit_costs_leaves_out_each_segments_first_chunk_in_every_run():
 
     fitted = fit_costs(run(prefill=5.0) + run(prefill=7.0))
     assert fitted["t3_steps_measured"] == 4 and fitted["t3_step_seconds"] == pytest.approx(0.01)
+
+
+# -- decoding several segments in one call (synthesize) ---------------------------------------------
+
+
+@pytest.mark.parametrize("policies", [{}, WHOLE], ids=["deadline", "adaptive"])
+def test_a_whole_text_decodes_segments_together_and_the_audio_is_the_same(host, policies):
+    """synthesize with decode_batch_size = 3: chunk k of up to three segments per call, the
+    same chunks and audio as one at a time (the sine engine decodes exactly)."""
+    overrides = {k: v for k, v in policies.items() if k != "planner"}
+    alone = sine_pipeline(host, batch_size=4, decode_batch_size=1, overrides=overrides)
+    together = sine_pipeline(host, batch_size=4, decode_batch_size=3, overrides=overrides)
+    a, b = alone.synthesize(RAMP_TEXT), together.synthesize(RAMP_TEXT)
+    assert np.array_equal(a.audio, b.audio)
+    assert [(e.segment_index, e.speech_tokens, e.context_tokens) for e in a.metrics.chunks] == \
+        [(e.segment_index, e.speech_tokens, e.context_tokens) for e in b.metrics.chunks]
+    assert alone.engine.decode_batches == []  # one at a time: decoder.decode, never decode_batch
+    sizes = together.engine.decode_batches
+    assert max(sizes) == 3 and all(1 <= n <= 3 for n in sizes)
+    assert sum(sizes) == len(b.metrics.chunks)
+    # streaming decodes each segment as the stream reaches it, never several at once
+    streamed = sine_pipeline(host, batch_size=4, decode_batch_size=3, overrides=overrides)
+    assert np.array_equal(audio_of(streamed.stream(RAMP_TEXT)), a.audio)
+    assert streamed.engine.decode_batches == []
+
+
+def test_decode_batch_size_is_checked():
+    from seqopt_core import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="decode_batch_size must be 'auto' or a whole number"):
+        load_config(overrides={"synthesis": {"decode_batch_size": 0}})
+
+
+# -- overlap: tokens generated while chunks are decoded ----------------------------------------------
+
+
+def _overlapping(log) -> int:
+    """How many decodes ran while a token step was running."""
+    steps = [(a, b) for stage, a, b in log if stage == "tokens"]
+    return sum(any(a < d_end and d_start < b for a, b in steps)
+               for stage, d_start, d_end in log if stage == "decode")
+
+
+@pytest.mark.parametrize("batch_size", [1, 4], ids=["streamed", "batched"])
+def test_overlap_decodes_while_tokens_are_generated_and_the_audio_is_the_same(host, batch_size):
+    slow = {"step_sleep_seconds": 0.002, "decode_sleep_seconds": 0.01}
+    overrides = {"chunk_policy": {"name": "fixed", "options": {"chunk_size": 6}}}
+    in_turn = sine_pipeline(host, slow, batch_size=batch_size, overlap=False, overrides=overrides)
+    together = sine_pipeline(host, slow, batch_size=batch_size, overlap=True, overrides=overrides)
+    assert (in_turn.scheduler.overlap, together.scheduler.overlap) == (False, True)
+    a, b = in_turn.stream(RAMP_TEXT), together.stream(RAMP_TEXT)
+    audio_a, audio_b = audio_of(a), audio_of(b)
+    assert np.array_equal(audio_a, audio_b)
+    assert [e.speech_tokens for e in a.metrics.chunks] == [e.speech_tokens for e in b.metrics.chunks]
+    assert a.metrics.segment_speech_tokens == b.metrics.segment_speech_tokens
+    assert _overlapping(in_turn.engine.stage_log) == 0
+    assert _overlapping(together.engine.stage_log) >= 3
+
+
+def test_closing_an_overlapped_stream_stops_its_worker(host):
+    import threading
+
+    pipeline = sine_pipeline(host, {"step_sleep_seconds": 0.001}, batch_size=1, overlap=True)
+    stream = pipeline.stream(RAMP_TEXT)
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith(("seqopt-tokens", "seqopt-batch"))]
+    assert stream.metrics is not None and not stream.metrics.generation.completed
+
+
+def test_overlap_true_needs_an_engine_that_can(host):
+    from seqopt_core import ConfigError
+
+    sine_pipeline(host, overlap=True)  # declares concurrent_stages
+    unable = PluginHost.discover()
+    unable.register(_NoStages, name="no_stages")
+    with pytest.raises(ConfigError, match="does not declare concurrent_stages"):
+        Pipeline.from_config(host=unable, overrides={
+            "engine": {"name": "sine-no-stages"}, "estimator": {"name": "ratio"},
+            "synthesis": {"overlap": True}})
+
+
+class _NoStages:
+    """The sine engine registered under another name without ``concurrent_stages``."""
+
+    @staticmethod
+    @hookimpl
+    def seqopt_engines():
+        from dataclasses import replace as with_fields
+
+        [spec] = sine_engine.seqopt_engines()
+        return [with_fields(spec, name="sine-no-stages", concurrent_stages=False)]

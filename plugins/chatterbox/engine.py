@@ -23,8 +23,10 @@ audio it gets alone (seeded), and a stream that is abandoned blocks nobody.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
+import secrets
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -36,7 +38,8 @@ import numpy as np
 import torch
 
 from seqopt_core import ConfigError, SeqoptError
-from seqopt_core.engine import AttentionSettings, DecodedAudio, EngineRuntime, SegmentJob, TokenStep, segment_seed
+from seqopt_core.engine import (AttentionSettings, DecodeCall, DecodedAudio, EngineRuntime, SegmentJob, TokenStep,
+                               segment_seed)
 from seqopt_core.errors import SynthesisError
 from seqopt_core.types import Segment
 
@@ -46,7 +49,8 @@ from .options import ChatterboxOptions
 from .t3_batch import auto_batch_size, free_memory_bytes, is_out_of_memory, kv_cache_bytes_per_row
 from .t3_step import COND_TOKENS_BOUND, BatchItem, T3Batch
 from .t3_stream import AlignmentOptions, LengthLimits, SamplingOptions, text_token_tensor
-from .vocoder import SAMPLE_RATE, ChunkVocoder, decodable
+from .s3gen_batch import RenderedRow, render_rows
+from .vocoder import SAMPLE_RATE, ChunkRequest, ChunkVocoder, decodable
 from .voice import VoiceError, VoiceFile, VoiceWarning, check_voice_file
 
 HF_REPO = "ResembleAI/chatterbox"
@@ -106,6 +110,22 @@ def attention_implementation(t3: Any, name: str) -> Iterator[None]:
             t3.tfmr.set_attn_implementation(previous)
 
 
+@contextmanager
+def _stage_threads(device: torch.device, threads: int, stage: str) -> Iterator[None]:
+    """This thread's torch threads for a stage that runs beside the other (CPU only):
+    ``tokens`` gets half of ``threads`` (rounded down, at least 1), ``decode`` the rest."""
+    if device.type != "cpu" or threads < 2:
+        yield
+        return
+    share = max(1, threads // 2) if stage == "tokens" else max(1, threads - threads // 2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(share)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def alignment_options(attention: AttentionSettings | None) -> AlignmentOptions | None:
     """The alignment guard's settings if the attention backend provides alignment."""
     if attention is None or not attention.provides_alignment:
@@ -144,6 +164,8 @@ class ChatterboxEngine:
             repetition_penalty=options.repetition_penalty, cfg_weight=options.cfg_weight)
         self._references = self._s3gen_references()
         self._set_up: set[int] = set()
+        #: torch's threads in the process when the engine was made (what the stages divide).
+        self._threads = torch.get_num_threads()
 
     @classmethod
     def load(cls, options: ChatterboxOptions | None = None,
@@ -173,6 +195,19 @@ class ChatterboxEngine:
                 "random_weights": bool(self.loaded.random_weights),
                 "tokenizer": str(Path(self.loaded.path) / "tokenizer.json")}
 
+    def cost_key(self) -> dict[str, Any]:
+        """What the cost of a chunk depends on (a measured cost model is kept per key):
+        the model's sizes, device, dtype and threads, and the options that change the work."""
+        o = self.options
+        first, rest = self._references
+        cfg = self.t3.tfmr.config
+        return {"name": ENGINE_NAME, "device": str(self.t3.device), "dtype": self.runtime.dtype,
+                "t3": [cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads],
+                "s3gen_parameters": sum(p.numel() for p in self.s3gen.parameters()),
+                "threads": torch.get_num_threads(), "cfg": o.cfg_weight > 0, "watermark": o.watermark,
+                "s3gen_cfm_steps": o.s3gen_cfm_steps,
+                "prompt_tokens": [int(first["prompt_token"].size(1)), int(rest["prompt_token"].size(1))]}
+
     # -- voice -------------------------------------------------------------------
 
     def _voice_conditionals(self, wav_path: str, exaggeration: float) -> Any:
@@ -183,7 +218,7 @@ class ChatterboxEngine:
         self.voice = check_voice_file(wav_path)
         tts = self.loaded.to_tts(with_watermarker=False)
         try:
-            with self.loaded.lock, torch.no_grad():  # conditionals without an autograd graph
+            with self.loaded.lock, self.loaded.decode_lock, torch.no_grad():  # no autograd graph
                 tts.prepare_conditionals(str(self.voice.path), exaggeration=exaggeration)
         except Exception as exc:  # noqa: BLE001 - the file passed the checks; say what failed
             raise VoiceError(
@@ -242,13 +277,29 @@ class ChatterboxEngine:
                               "choose (layer, head) pairs within it, counted from 0") from None
 
     @contextmanager
-    def work(self, attention: AttentionSettings | None = None) -> Iterator[None]:
-        """One piece of work on the model: the checkpoint's lock held (shared by all
-        engines on these modules), ``torch.inference_mode`` on, and T3 set to
-        ``attention``'s implementation (if given) and put back before the lock is
-        released. Reentrant in one thread."""
-        with self.loaded.lock, torch.inference_mode():
-            if attention is None:
+    def work(self, attention: AttentionSettings | None = None, *, stage: str = "all") -> Iterator[None]:
+        """One piece of work on the model: the stage's lock held (shared by all engines
+        on these modules), ``torch.inference_mode`` on, and T3 set to ``attention``'s
+        implementation (if given) and put back before the lock is released.
+        Reentrant in one thread.
+
+        ``stage``: ``all`` holds both locks (T3's, then S3Gen's); ``tokens`` only T3's
+        (:attr:`LoadedCheckpoint.lock`), ``decode`` only S3Gen's and the watermark's
+        (:attr:`LoadedCheckpoint.decode_lock`), so one thread's T3 steps run while
+        another decodes (the scheduler's overlap). On a CPU the two stages then
+        divide torch's threads between them (T3 half, rounded down, at least one;
+        the decode the rest), each in its own thread."""
+        if stage not in ("all", "tokens", "decode"):
+            raise ValueError(f"unknown stage {stage!r}; use all, tokens or decode")
+        locks = {"all": (self.loaded.lock, self.loaded.decode_lock), "tokens": (self.loaded.lock,),
+                 "decode": (self.loaded.decode_lock,)}[stage]
+        with contextlib.ExitStack() as held:
+            for lock in locks:
+                held.enter_context(lock)
+            held.enter_context(torch.inference_mode())
+            if stage != "all":
+                held.enter_context(_stage_threads(self.t3.device, self._threads, stage))
+            if attention is None or stage == "decode":
                 yield
                 return
             if attention.setup is not None and id(attention.setup) not in self._set_up:
@@ -257,16 +308,29 @@ class ChatterboxEngine:
             with attention_implementation(self.t3, attention.attn_implementation):
                 yield
 
+    def prefers_overlap(self) -> bool:
+        """Whether ``synthesis.overlap = "auto"`` turns the overlap on: on a GPU (T3's
+        steps are bound by kernel launches, which a second thread keeps issuing while
+        S3Gen runs); not on a CPU, where both stages need the same cores
+        (docs/engine.md, "Overlap")."""
+        return self.t3.device.type == "cuda"
+
+    def decode_batch_capacity(self) -> int:
+        """Segments ``synthesis.decode_batch_size = "auto"`` decodes together: 8 on a GPU
+        (S3Gen's call is bound by launches, so rows cost little), 1 on a CPU (a batched
+        call costs what its rows cost one at a time; docs/benchmarks.md, "bench_s3gen")."""
+        return 8 if self.t3.device.type == "cuda" else 1
+
     def open_batch(self, attention: AttentionSettings | None = None) -> ChatterboxBatch:
         return ChatterboxBatch(self, T3Batch(self.t3, self.sampling, alignment_options(attention)))
 
     def batch_item(self, job: SegmentJob) -> BatchItem:
         """What T3 needs for ``job``: conditionals, text tokens, limits, its own generator."""
         text = self.text_tokens(job.segment)
-        generator = None
-        if job.seed is not None:
-            generator = torch.Generator(device=self.t3.device).manual_seed(
-                segment_seed(job.seed, job.segment.index))
+        # Each row draws from a generator of its own, never from torch's global RNG, which
+        # S3Gen's seeded noise uses (a decode may run in another thread meanwhile).
+        seed = segment_seed(job.seed, job.segment.index) if job.seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device=self.t3.device).manual_seed(seed)
         return BatchItem(self.t3_conditionals(job.prompt_tokens), text,
                          self.length_limits(int(text.size(-1))), generator, self._length_guard())
 
@@ -277,6 +341,46 @@ class ChatterboxEngine:
                                n_cfm_timesteps=self.options.s3gen_cfm_steps,
                                seed=None if seed is None else seed * 7919 + job.segment.index)
         return ChatterboxDecoder(self, vocoder, rest)
+
+    def decode_batch(self, calls: Sequence[DecodeCall]) -> list[DecodedAudio]:
+        """Chunks of several segments with one S3Gen flow-matching call (implements
+        :class:`seqopt_core.engine.BatchDecodingEngine`); run inside :meth:`work`.
+
+        Each result is what ``call.decoder.decode(...)`` returns alone, within float32
+        tolerance when seeded (see :mod:`.s3gen_batch`), and each decoder moves on
+        the same way. Rows with different voice references (``s3gen_short_prompt``)
+        share the call, padded. A result's ``vocoder_seconds`` is its share of the
+        flow call (split by the rows' mel frames, voice prompt included) plus its own
+        noise draw, HiFT and trimming; ``decode_seconds`` adds its watermark.
+        """
+        decoders = self._own_decoders(calls)
+        started = time.perf_counter()
+        requests = [d._prepare(c.tokens, c.context) for d, c in zip(decoders, calls, strict=True)]
+        rendering = [(d, r) for d, r in zip(decoders, requests, strict=True) if r is not None]
+        prepare_share = (time.perf_counter() - started) / len(calls) if calls else 0.0
+        rendered = iter(render_rows(self.s3gen, [d.vocoder.render_row(r) for d, r in rendering]))
+        results = []
+        for decoder, call, request in zip(decoders, calls, requests, strict=True):
+            row = next(rendered) if request is not None else None
+            seconds = prepare_share + (row.seconds if row is not None else 0.0)
+            results.append(decoder._finish(request, row, last=call.last, seconds=seconds))
+        return results
+
+    def _own_decoders(self, calls: Sequence[DecodeCall]) -> list[ChatterboxDecoder]:
+        """The calls' decoders, each one of this engine's and at most once."""
+        seen: set[int] = set()
+        decoders = []
+        for i, call in enumerate(calls):
+            decoder = call.decoder
+            if not isinstance(decoder, ChatterboxDecoder) or decoder.engine is not self:
+                raise ValueError(f"decode_batch call {i}: its decoder ({type(decoder).__name__}) was not made "
+                                 "by this engine's decoder(); decode each engine's chunks with that engine")
+            if id(decoder) in seen:
+                raise ValueError(f"decode_batch call {i}: its decoder appears twice; a segment's chunks "
+                                 "follow each other (the second reads the first's audio): one per batch")
+            seen.add(id(decoder))
+            decoders.append(decoder)
+        return decoders
 
     def _s3gen_references(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """S3Gen's voice reference for each segment's first chunk and for the chunks after
@@ -379,27 +483,39 @@ class ChatterboxBatch:
 
 class ChatterboxDecoder:
     """One segment's S3Gen state, then Perth's watermark (implements
-    :class:`seqopt_core.engine.ChunkDecoder`)."""
+    :class:`seqopt_core.engine.ChunkDecoder`). :meth:`decode` is a batch of one of
+    :meth:`ChatterboxEngine.decode_batch`."""
 
     def __init__(self, engine: ChatterboxEngine, vocoder: ChunkVocoder,
                  later_reference: dict[str, Any] | None = None) -> None:
         self.engine = engine
         self.vocoder = vocoder
+        vocoder.carry_source = engine.options.s3gen_carry_source
         #: The S3Gen reference of the chunks after the first (``s3gen_short_prompt``).
         self.later_reference = later_reference if later_reference is not None else vocoder.ref_dict
 
     def decode(self, tokens: Sequence[int], context: int, *, last: bool) -> DecodedAudio:
+        return self.engine.decode_batch([DecodeCall(self, tuple(tokens), context, last)])[0]
+
+    def _prepare(self, tokens: Sequence[int], context: int) -> ChunkRequest | None:
+        """This chunk's S3Gen call (``None``: no decodable token, no call)."""
+        return self.vocoder.prepare(decodable(tokens), context)
+
+    def _finish(self, request: ChunkRequest | None, rendered: RenderedRow | None, *,
+                last: bool, seconds: float) -> DecodedAudio:
+        """The chunk's audio from its rendered call: trimmed and crossfaded, watermarked,
+        the held-back tail added if ``last``. ``seconds`` is the vocoder time so far."""
         started = time.perf_counter()
-        new = decodable(tokens)
-        audio = self.vocoder.decode(new, context)
-        if new:  # S3Gen ran: the chunks after this one use the later reference
-            self.vocoder.ref_dict = self.later_reference
-        vocoder_seconds = time.perf_counter() - started
+        audio = np.zeros(0, dtype=np.float32)
+        if request is not None and rendered is not None:
+            audio = self.vocoder.finish(request, rendered)
+            self.vocoder.ref_dict = self.later_reference  # the chunks after this one
+        vocoder_seconds = seconds + time.perf_counter() - started
         audio = self.engine.watermark(audio)
-        seconds = time.perf_counter() - started
+        decode_seconds = seconds + time.perf_counter() - started
         if last:  # the held-back crossfade tail, as it is
             audio = np.concatenate([audio, self.vocoder.flush()])
-        return DecodedAudio(audio, vocoder_seconds, seconds)
+        return DecodedAudio(audio, vocoder_seconds, decode_seconds)
 
 
 __all__ = ["ChatterboxEngine", "SynthesisError", "VoiceError", "VoiceWarning", "attention_implementation",

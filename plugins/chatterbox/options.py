@@ -88,4 +88,7 @@ class ChatterboxOptions(BaseModel):
     s3gen_short_prompt: Literal["every_chunk", "first_chunk"] = Field(
         "every_chunk", description="with s3gen_prompt_seconds: shorten the prompt for every "
         "chunk, or only for each segment's first chunk (first audio sooner)")
+    s3gen_carry_source: bool = Field(
+        False, description="APPROXIMATE: HiFT reuses the previous chunk's source signal over the "
+        "context it re-reads (CosyVoice's streaming cache; upstream renders it afresh); changes the audio")
 

@@ -11,37 +11,19 @@ seam instead. Holding back the tail delays audio by the crossfade length only.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
+
+from .s3gen_batch import RenderedRow, RenderRow, prepared_reference, render_rows
 
 SAMPLE_RATE = 24_000
 TOKENS_PER_SECOND = 25
 SAMPLES_PER_TOKEN = SAMPLE_RATE // TOKENS_PER_SECOND
 #: Speech token ids S3Gen can decode; larger ids are T3's special tokens.
 SPEECH_VOCAB = 6561
-
-
-def _native_cpu_kernels(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """On a CPU, S3Gen runs without oneDNN (mkldnn).
-
-    oneDNN builds and caches a kernel per input shape, and S3Gen sees a new
-    length with nearly every chunk (context + new tokens, after special tokens
-    are dropped). Its ``ConvTranspose1d`` upsamplers keep tens of MB per cached
-    length (measured with torch 2.6: about 26 MB per new length on the tiny
-    checkpoint, 33 MB on the full-size S3Gen), so a long run's memory grew by
-    gigabytes until the cache's capacity; building those kernels also made a call
-    on a new length 5x slower (tiny) or as slow as the native kernels (full size).
-    The native kernels keep nothing per shape, are as fast on a new length, and
-    5-10 % slower than a cached oneDNN kernel at full size. The switch is
-    process-wide while S3Gen runs, which the engine's model lock serializes.
-    """
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return contextlib.nullcontext()
-    return torch.backends.mkldnn.flags(enabled=False)
 
 
 def decodable(tokens: Sequence[int]) -> list[int]:
@@ -64,54 +46,86 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return (old * (1.0 - fade_in) + new * fade_in).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ChunkRequest:
+    """One chunk's S3Gen call as :meth:`ChunkVocoder.prepare` plans it: what is
+    rendered (``context + new`` tokens with ``reference``) and the call's number."""
+
+    new: tuple[int, ...]
+    #: The previously decoded tokens re-read before ``new``.
+    context: tuple[int, ...]
+    #: This call's number in the vocoder, from 1 (its noise seed derives from it).
+    call: int
+    #: S3Gen's voice reference (upstream's ``ref_dict``) for this call.
+    reference: dict[str, Any]
+
+
 class ChunkVocoder:
     """Decodes the speech tokens of one segment chunk by chunk.
 
     Call :meth:`decode` for each chunk, then :meth:`flush` once for the held-back
     tail. The concatenation of everything returned has exactly
     ``SAMPLES_PER_TOKEN`` samples per decodable token.
+
+    :meth:`decode` is :meth:`prepare` (what to render), S3Gen
+    (:func:`.s3gen_batch.render_rows` on :meth:`render_row`), then :meth:`finish`
+    (trim, crossfade, state); the engine's batched decode runs the same three
+    steps for several vocoders with one S3Gen call in the middle.
+
+    With a seed, call number ``k`` draws its noise (flow matching, then HiFT) from
+    ``seed * 1_000_003 + k`` without touching the caller's RNG. With
+    ``carry_source``, a call's HiFT source over its context is the previous call's
+    source over those tokens (CosyVoice's streaming cache), when that call
+    rendered all of them.
     """
 
     def __init__(self, s3gen: Any, ref_dict: dict, *, crossfade_ms: float = 10.0,
-                 n_cfm_timesteps: int | None = None, seed: int | None = None) -> None:
+                 n_cfm_timesteps: int | None = None, seed: int | None = None,
+                 carry_source: bool = False) -> None:
         self.seed = seed
         self._calls = 0
         self.s3gen = s3gen
         self.ref_dict = ref_dict
         self.crossfade = int(round(SAMPLE_RATE * crossfade_ms / 1000.0))
         self.n_cfm_timesteps = n_cfm_timesteps
+        self.carry_source = carry_source
         self._tail = np.zeros(0, dtype=np.float32)
         self._decoded: list[int] = []
+        self._source: Any = None  # the last call's HiFT source (1, 1, samples)
 
-    def _synthesize(self, tokens: list[int]) -> np.ndarray:
-        device = next(self.s3gen.parameters()).device
-        ids = torch.tensor(tokens, dtype=torch.long, device=device)
-        self._calls += 1
-        # S3Gen draws its flow-matching noise from torch's global RNG: with a seed,
-        # draw it from a derived seed without disturbing the caller's RNG state.
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices, enabled=self.seed is not None):
-            if self.seed is not None:
-                torch.manual_seed(self.seed * 1_000_003 + self._calls)
-            with torch.inference_mode(), _native_cpu_kernels(device):
-                wav, _ = self.s3gen.inference(speech_tokens=ids, ref_dict=self.ref_dict,
-                                              n_cfm_timesteps=self.n_cfm_timesteps)
-        return wav.squeeze(0).detach().float().cpu().numpy()
-
-    def decode(self, new_tokens: Sequence[int], context: int) -> np.ndarray:
-        """Audio for ``new_tokens`` (already filtered with :func:`decodable`),
-        re-reading up to ``context`` previously decoded tokens."""
-        new = list(new_tokens)
+    def prepare(self, new_tokens: Sequence[int], context: int) -> ChunkRequest | None:
+        """The S3Gen call for ``new_tokens`` (already filtered with :func:`decodable`),
+        re-reading up to ``context`` previously decoded tokens; ``None`` when there
+        is nothing new (no call). Changes nothing: :meth:`finish` moves the state on."""
+        new = tuple(new_tokens)
         if not new:
-            return np.zeros(0, dtype=np.float32)
-        ctx = self._decoded[-context:] if context > 0 else []
-        wav = self._synthesize(ctx + new)
+            return None
+        ctx = tuple(self._decoded[-context:]) if context > 0 else ()
+        return ChunkRequest(new, ctx, self._calls + 1, self.ref_dict)
+
+    def render_row(self, request: ChunkRequest) -> RenderRow:
+        """``request`` as a row of :func:`.s3gen_batch.render_rows`."""
+        self._check_current(request)
+        # call number self._calls + 1 (== request.call) draws from this seed
+        seed = None if self.seed is None else self.seed * 1_000_003 + self._calls + 1
+        prefix = None
+        span = len(request.context) * SAMPLES_PER_TOKEN
+        if self.carry_source and span and self._source is not None and self._source.size(2) >= span:
+            prefix = self._source[:, :, self._source.size(2) - span:]
+        return RenderRow(request.context + request.new, prepared_reference(self.s3gen, request.reference),
+                         seed=seed, n_timesteps=self.n_cfm_timesteps, source_prefix=prefix)
+
+    def finish(self, request: ChunkRequest, rendered: RenderedRow) -> np.ndarray:
+        """The fresh audio of a rendered ``request`` (the context's audio dropped, the
+        held-back tail crossfaded in, a new tail held back); moves the state on."""
+        self._check_current(request)
+        wav = rendered.audio
         # S3Gen yields SAMPLES_PER_TOKEN per token; be exact even if it is off by a few
-        expected = (len(ctx) + len(new)) * SAMPLES_PER_TOKEN
+        expected = (len(request.context) + len(request.new)) * SAMPLES_PER_TOKEN
         if len(wav) < expected:
             wav = np.pad(wav, (0, expected - len(wav)))
         wav = wav[:expected]
-        skip = len(ctx) * SAMPLES_PER_TOKEN
+        skip = len(request.context) * SAMPLES_PER_TOKEN
         fresh = wav[skip:]
         tail = self._tail
         if len(tail):
@@ -120,10 +134,26 @@ class ChunkVocoder:
             else:  # no context to blend with: the tail goes out as it is
                 head = tail
             fresh = np.concatenate([head, fresh])
-        self._decoded.extend(new)
+        self._calls = request.call
+        self._decoded.extend(request.new)
+        self._source = rendered.source if self.carry_source else None
         keep = min(self.crossfade, len(fresh))
         self._tail = fresh[len(fresh) - keep:].copy()
         return fresh[: len(fresh) - keep]
+
+    def _check_current(self, request: ChunkRequest) -> None:
+        if request.call != self._calls + 1:
+            raise ValueError(f"chunk request {request.call} is stale: this vocoder made {self._calls} "
+                             "call(s); prepare each chunk after the previous one finished")
+
+    def decode(self, new_tokens: Sequence[int], context: int) -> np.ndarray:
+        """Audio for ``new_tokens`` (already filtered with :func:`decodable`),
+        re-reading up to ``context`` previously decoded tokens."""
+        request = self.prepare(new_tokens, context)
+        if request is None:
+            return np.zeros(0, dtype=np.float32)
+        (rendered,) = render_rows(self.s3gen, [self.render_row(request)])
+        return self.finish(request, rendered)
 
     def flush(self) -> np.ndarray:
         """The held-back tail of the last chunk (call once, at the end of the segment)."""

@@ -4,6 +4,8 @@ collects before it decodes them to audio.
 * ``fixed``: the same size for every chunk (chatterbox-streaming's 25).
 * ``adaptive``: the report's table; smaller chunks for short segments, larger
   ones for long segments.
+* ``deadline`` (:mod:`.deadline`): from the device's measured costs and the
+  listener's buffer; the ``rtx4090`` default.
 
 Both accept ``first_chunk_size``: a smaller first chunk of the stream (or of
 every segment) makes the first audio arrive sooner.
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seqopt_core import ChunkPolicySpec, hookimpl
 
 from ._adaptive import LengthBands
+from .deadline import DeadlineChunkOptions, DeadlineChunkPolicy
 
 
 class _FirstChunk(BaseModel):
@@ -73,4 +76,8 @@ def seqopt_chunk_policies() -> list[ChunkPolicySpec]:
                         description="the same number of speech tokens in every chunk"),
         ChunkPolicySpec(name="adaptive", factory=AdaptiveChunkPolicy, options=AdaptiveChunkOptions,
                         description="chunk size grows with the segment's length (report table)"),
+        ChunkPolicySpec(name="deadline", factory=DeadlineChunkPolicy, options=DeadlineChunkOptions,
+                        uses_playback=True,
+                        description="each chunk as large as is ready before the buffered audio runs out "
+                        "(from the device's measured costs)"),
     ]

@@ -143,15 +143,14 @@ def planned_work(pipeline: Any, segments: Sequence[Any], exact: Sequence[int],
     """Speech tokens and S3Gen calls ``pipeline`` will run for planned ``segments``
     (with ``exact`` text tokens each): the engine's length limit per segment
     (:meth:`~seqopt_core.engine.Engine.speech_token_limit`), cut into vocoder calls
-    exactly as synthesis cuts them (:meth:`~seqopt_core.scheduler.SegmentScheduler.planned_chunks`).
+    exactly as synthesis cuts them (:meth:`~seqopt_core.scheduler.SegmentScheduler.planned_stream`).
     Also the tokens S3Gen renders: per call ``prompt_tokens`` (its voice prompt),
     the context re-read and the new tokens. Exact in benchmark length mode; an
     upper bound otherwise."""
-    speech = calls = rendered = 0
-    for seg, n_text in zip(segments, exact):
-        n = pipeline.engine.speech_token_limit(seg, n_text)
-        speech += n
-        chunks = pipeline.scheduler.planned_chunks(seg, n)
+    lengths = [(seg, pipeline.engine.speech_token_limit(seg, n_text)) for seg, n_text in zip(segments, exact)]
+    speech = sum(n for _, n in lengths)
+    calls = rendered = 0
+    for chunks in pipeline.scheduler.planned_stream(lengths):
         calls += len(chunks)
         rendered += sum(prompt_tokens + c.context_tokens + c.new_tokens for c in chunks)
     return {"speech_tokens": speech, "s3gen_calls": calls, "s3gen_tokens_with_prompt": rendered}

@@ -64,8 +64,11 @@ class LoadedCheckpoint:
     """Held while these modules run (see :meth:`ChatterboxEngine.work
     <seqopt_plugins.chatterbox.engine.ChatterboxEngine.work>`): every engine
     built on this checkpoint shares it, so their streams never run the model at
-    the same time, switch T3's attention implementation under one another, or
-    interleave draws from torch's global RNG."""
+    the same time or switch T3's attention implementation under one another."""
+    decode_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held while S3Gen (and the watermark) runs; ``lock`` alone then guards T3, so one
+    thread's T3 steps and another's decode may run at the same time (the engine's
+    ``work(stage=...)``). A piece of work that holds both takes ``lock`` first."""
     _watermarker: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -81,7 +84,7 @@ class LoadedCheckpoint:
         line on standard output (which would corrupt audio streamed there): the
         same pre-packaged network, loaded the way Perth loads it, minus the print.
         """
-        with self.lock:
+        with self.decode_lock:  # the watermark is part of the decode stage
             if self._watermarker is None:
                 self._watermarker = _quiet_perth_watermarker()
             return self._watermarker
