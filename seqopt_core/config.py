@@ -41,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -219,25 +220,16 @@ class SynthesisConfig(BaseModel):
         "with it (deadline): auto (measured once per device and engine settings, then cached) or the "
         "path of a JSON file written by `seqopt costs -o`")
 
-    @field_validator("batch_size", mode="before")
+    @field_validator("batch_size", "decode_batch_size", mode="before")
     @classmethod
-    def _batch_size(cls, value: Any) -> int | str:
+    def _auto_or_count(cls, value: Any, info: ValidationInfo) -> int | str:
         if value == "auto":
             return "auto"
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be 'auto' or a whole number from 1 to "
-                             f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to generate segments one "
-                             "after another")
-        return value
-
-    @field_validator("decode_batch_size", mode="before")
-    @classmethod
-    def _decode_batch_size(cls, value: Any) -> int | str:
-        if value == "auto":
-            return "auto"
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-            raise ValueError(f"decode_batch_size must be 'auto' or a whole number from 1 to "
-                             f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to decode segments one at a time")
+            one = {"batch_size": "generate segments one after another",
+                   "decode_batch_size": "decode segments one at a time"}[info.field_name]
+            raise ValueError(f"{info.field_name} must be 'auto' or a whole number from 1 to "
+                             f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to {one}")
         return value
 
     @model_validator(mode="after")
