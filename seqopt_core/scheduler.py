@@ -334,24 +334,9 @@ class SegmentScheduler:
         """:meth:`planned_chunks` of each ``(segment, speech tokens)`` of one stream, in
         order (a playback-aware policy sizes each chunk by what the stream did before)."""
         playback = self.new_playback()
-        out: list[list[PlannedChunk]] = []
-        for segment, speech_tokens in segments:
-            cutter = self._cutter(segment, playback)
-            calls: list[PlannedChunk] = []
-
-            def call() -> None:
-                tokens, index, _window, reread = cutter.take()
-                if tokens:
-                    calls.append(PlannedChunk(len(tokens), reread))
-                if playback is not None:
-                    playback.made(len(tokens), reread, index)
-
-            for _ in range(speech_tokens):
-                if cutter.add(0):
-                    call()
-            call()
-            out.append(calls)
-        return out
+        return [[PlannedChunk(len(call.tokens), call.reread)
+                 for call in self._cut(segment, [0] * speech_tokens, playback) if call.tokens]
+                for segment, speech_tokens in segments]
 
     def _prompt(self, history: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
         tokens = self.segment_context.prompt_tokens(history)
@@ -591,10 +576,11 @@ class SegmentScheduler:
 
     # -- segments generated ahead in the shared batch -----------------------------------------
 
-    def _cut(self, job: SegmentJob, tokens: Sequence[int]) -> list[_PlannedCall]:
+    def _cut(self, segment: Segment, tokens: Sequence[int],
+             playback: StreamPlayback | None) -> list[_PlannedCall]:
         """A generated segment's vocoder calls, cut exactly as a streamed segment is cut
         (the same sizes and the same modeled playback, advanced in the same order)."""
-        cutter, playback = self._job_cutter(job)
+        cutter = self._cutter(segment, playback)
         calls: list[_PlannedCall] = []
 
         def take(last: bool) -> None:
@@ -623,7 +609,7 @@ class SegmentScheduler:
         segment is cut and decoded (so it is the same audio); each chunk is one
         piece of model work, made when the caller asks for it."""
         decoder = self.engine.decoder(job, crossfade_ms=self.crossfade_ms)
-        for call in self._cut(job, finished.result.tokens):
+        for call in self._cut(job.segment, finished.result.tokens, self._playback.get(job.stream)):
             with self.engine.work(stage=self._decode_stage):
                 waited = time.perf_counter() - finished.at
                 decoded = decoder.decode(list(call.tokens), call.context, last=call.last)
@@ -667,7 +653,8 @@ class SegmentScheduler:
         :meth:`~seqopt_core.engine.BatchDecodingEngine.decode_batch` call."""
         engine: Any = self.engine
         plans = [(finished, engine.decoder(job, crossfade_ms=self.crossfade_ms),
-                  self._cut(job, finished.result.tokens)) for job, finished in group]
+                  self._cut(job.segment, finished.result.tokens, self._playback.get(job.stream)))
+                 for job, finished in group]
         outputs: list[list[ChunkOutput]] = [[] for _ in plans]
         for r in range(max(len(calls) for _, _, calls in plans)):
             members = [(i, finished, decoder, calls[r]) for i, (finished, decoder, calls) in enumerate(plans)
