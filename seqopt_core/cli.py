@@ -615,6 +615,113 @@ def costs(config_path, profile, checkpoint, device, seed, sizes, output, as_json
         click.echo(f"saved as this device's cost model: {saved}", err=True)
 
 
+@main.command()
+@click.option("--host", metavar="H", default="127.0.0.1", show_default=True,
+              help="address to listen on; anything but loopback needs --api-key-env")
+@click.option("--port", metavar="N", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free one)")
+@_config_opt
+@_profile_opt
+@click.option("--checkpoint", metavar="DIR", type=click.Path(),
+              help="local checkpoint folder (default: the config's, else download ResembleAI/chatterbox)")
+@click.option("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+@click.option("--voices", "voices_dir", metavar="DIR", type=click.Path(),
+              help="folder of reference recordings (.wav, .flac, .mp3): voice NAME is NAME.wav")
+@click.option("--api-key-env", metavar="VAR",
+              help="environment variable holding the key clients send as 'Authorization: Bearer KEY'")
+@click.option("--max-streams", metavar="N", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="speech streams generated at once")
+@click.option("--max-queue", metavar="N", type=click.IntRange(0, 100_000), default=32, show_default=True,
+              help="requests that may wait for a free stream; beyond them: 503")
+@click.option("--max-input-chars", metavar="N", type=click.IntRange(1, 10_000_000), default=20_000,
+              show_default=True, help="longest input text; longer: 413")
+@click.option("--shutdown-grace", metavar="S", type=click.FloatRange(0, 3600), default=30.0,
+              show_default=True, help="seconds active streams may finish after SIGTERM/SIGINT")
+def serve(host, port, config_path, profile, checkpoint, device, voices_dir, api_key_env, max_streams,
+          max_queue, max_input_chars, shutdown_grace):
+    """Serve speech over HTTP: OpenAI's /v1/audio/speech, streamed as it is made.
+
+    Loads the model once; every profile is served on it (the --config file laid over
+    each), and concurrent requests share its T3 batch. Open http://HOST:PORT/ for
+    a page that plays it. See docs/serve.md.
+    """
+    import logging
+
+    from .config import DEFAULT_PROFILE, profile_names
+    from .server.settings import ServerSettings
+
+    key = None
+    if api_key_env is not None:
+        key = os.environ.get(api_key_env, "")
+        if not key.strip():
+            raise SeqoptError(f"--api-key-env {api_key_env}: the environment variable {api_key_env} is empty or "
+                              f"not set; put the key in it (export {api_key_env}=...) and start again")
+    settings = ServerSettings.build(host=host, port=port, api_key=key, voices_dir=voices_dir,
+                                    max_streams=max_streams, max_queue=max_queue,
+                                    max_input_chars=max_input_chars, shutdown_grace_seconds=shutdown_grace)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise SeqoptError(f"seqopt serve needs FastAPI and uvicorn ({exc}): pip install 'seqopt[serve]'") from None
+    from .server.service import SpeechService, build_pipelines
+    from .server.voices import VoiceLibrary
+
+    voices = VoiceLibrary(settings.voices_dir)
+    overrides = _model_overrides(checkpoint=checkpoint, device=device)
+    default = profile
+    if default is None and config_path is not None:
+        default = _load(config_path, None, None).config.extends
+    names = profile_names()
+    default = default or DEFAULT_PROFILE
+    # The config file is laid over each profile, as `--config F --profile P` does for speak.
+    loaded = {name: _load(config_path, name, overrides) for name in [default, *(n for n in names if n != default)]}
+    console = _stderr_console()
+    host_plugins = _engine_available(loaded[default])
+    _preflight(host_plugins, loaded[default], console)
+    stop = _StopSignals()
+    try:
+        with stop:
+            with console.status("loading the model"), warnings.catch_warnings():
+                for category in _SHOWN_NOTES:
+                    warnings.simplefilter("ignore", category)
+                pipelines = build_pipelines(loaded, host_plugins)
+            engine = pipelines[default].engine
+            if engine.describe().get("random_weights"):
+                console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, "
+                              "not speech")
+            for pipe in pipelines.values():
+                if pipe.scheduler.uses_playback:  # measured once per device, then read from the cache
+                    with console.status("reading this device's costs") as status:
+                        pipe.on_status = lambda message: status.update(_text(message))
+                        pipe.costs  # noqa: B018 - loads or measures them now, not in the first request
+                        pipe.on_status = None
+            service = SpeechService(pipelines, default, settings, voices)
+    except _Stopped as stopped:
+        click.echo(f"{stopped.signal_name}: stopped before the server started", err=True)
+        sys.exit(0)
+    from .server.runner import make_server
+
+    server_log = logging.getLogger("seqopt.server")
+    if not server_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("seqopt.server %(levelname)s: %(message)s"))
+        server_log.addHandler(handler)
+        server_log.setLevel(logging.INFO)
+        server_log.propagate = False
+
+    def started(urls: list[str]) -> None:
+        where = urls[0] if urls else f"http://{host}:{port}"
+        info = engine.describe()
+        click.echo(f"seqopt serve: listening on {where} ({info.get('name')} on {info.get('device')}; "
+                   f"profiles {', '.join(service.profiles)}, default {default}; "
+                   f"{len(voices.names())} voice(s); "
+                   f"{'API key required' if key else 'no API key: loopback only'}; "
+                   f"at most {max_streams} streams, {max_queue} queued)", err=True)
+
+    make_server(service, on_started=started).run()
+
+
 def _int_list(value: str | None, option: str) -> list[int] | None:
     if value is None:
         return None

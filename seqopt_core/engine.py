@@ -80,6 +80,10 @@ class SegmentJob:
     prompt_tokens: tuple[int, ...] | None = None
     #: Which stream the job belongs to (a number the scheduler gives each run).
     stream: int = 0
+    #: The engine that makes this job's rows and audio when it is not the scheduler's
+    #: own: the same loaded model in another voice (``with_voice``), so that jobs of
+    #: several voices share one batch. ``None``: the scheduler's engine.
+    engine: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,10 @@ class TokenBatch(Protocol):
     """Rows being generated together (continuous batching): the engine's KV caches.
 
     The scheduler decides each step which rows join; rows leave when they finish.
+    A batch may also have ``drop(jobs)``: those jobs' rows leave now, their state
+    freed, the other rows untouched (the scheduler calls it, inside
+    ``work(stage="tokens")``, when a stream is closed while its rows share the
+    batch; without it they run to their end unread).
     """
 
     @property
@@ -189,6 +197,12 @@ class Engine(Protocol):
     it once, before any synthesis, so that an attention choice the loaded model
     cannot run (aligned heads it lacks) fails with a
     :class:`~seqopt_core.errors.ConfigError` at once instead of in a retry.
+
+    An engine whose record declares ``voices`` also has ``with_voice(path)``: the
+    engine speaking in the voice of the reference audio file ``path``, on the same
+    loaded model (raising a :class:`~seqopt_core.errors.SeqoptError` that says what
+    is wrong with an unusable file). Its jobs may join a batch opened by another
+    voice of the same model (:attr:`SegmentJob.engine`).
     """
 
     #: Output sample rate in Hz.

@@ -29,6 +29,7 @@ piece of work at a time, so streams share its speed rather than add to it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -51,7 +52,7 @@ from .costs import (
     save_cost_model,
 )
 from .engine import AttentionSettings, Engine, EngineRuntime, SegmentJob
-from .errors import ConfigError, PluginError
+from .errors import ConfigError, PluginError, SeqoptError
 from .planner import SegmentPlanner
 from .plugins import PluginHost
 from .scheduler import ChunkOutput, SegmentScheduler
@@ -198,7 +199,7 @@ class Pipeline:
                  host: PluginHost, settings: SynthesisConfig | None = None,
                  independent_segments: bool = True, batching: bool = True,
                  uses_playback: bool = False, batched_decode: bool = False,
-                 concurrent_stages: bool = False) -> None:
+                 concurrent_stages: bool = False, voices: bool = False) -> None:
         self.planner = planner
         self.engine = engine
         self.host = host
@@ -217,6 +218,10 @@ class Pipeline:
             costs=lambda: self.costs, pause_seconds=self._pause_seconds)
         self._costs: CostModel | None = None
         self._costs_lock = threading.Lock()
+        #: Whether the engine's record declares ``voices`` (``stream(voice=...)``).
+        self.voices = voices
+        self._voice_engines: dict[tuple[str, int, int], Engine] = {}
+        self._voices_lock = threading.Lock()
         #: Told what is happening while the device's costs are measured (a message), if set.
         self.on_status: Callable[[str], None] | None = None
         #: Metrics of the run that ended last (set in one step when a stream is
@@ -287,7 +292,7 @@ class Pipeline:
                    independent_segments=context_spec.independent_segments,
                    batching=engine_spec.batching, uses_playback=chunk_spec.uses_playback,
                    batched_decode=engine_spec.batched_decode,
-                   concurrent_stages=engine_spec.concurrent_stages)
+                   concurrent_stages=engine_spec.concurrent_stages, voices=engine_spec.voices)
 
     def _overlap(self, engine: Engine, concurrent_stages: bool) -> bool:
         """``synthesis.overlap``: only for an engine whose record declares
@@ -376,9 +381,36 @@ class Pipeline:
         measured = [(c.speech_tokens, c.context_tokens, c.t3_seconds, c.decode_seconds) for c in chunks]
         return cost_model_from_chunks(measured, source="measured " + time.strftime("%Y-%m-%d %H:%M:%S"))
 
+    # -- voices -----------------------------------------------------------------------
+
+    def voice_engine(self, voice: str | os.PathLike[str]) -> Engine:
+        """The engine speaking in the voice of the reference audio file ``voice``, on this
+        pipeline's loaded model. Prepared once per file (its conditionals computed) and
+        kept while the file is unchanged (same size and modification time), so a server
+        pays for a voice once. Raises the engine's error for an unusable file, and a
+        :class:`~seqopt_core.errors.ConfigError` when the engine has no voices."""
+        if not self.voices:
+            raise ConfigError(f"engine {self.engine.describe().get('name')!r} does not declare voices: it "
+                              "speaks only in its own voice; leave the voice out")
+        path = os.path.abspath(os.fspath(voice))
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise SeqoptError(f"cannot use voice file {os.fspath(voice)!r}: {exc.strerror}") from None
+        key = (path, info.st_size, info.st_mtime_ns)
+        with self._voices_lock:  # one preparation per file, also with several streams at once
+            engine = self._voice_engines.get(key)
+            if engine is None:
+                engine = self.engine.with_voice(path)  # type: ignore[attr-defined]
+                for old in [k for k in self._voice_engines if k[0] == path]:
+                    del self._voice_engines[old]  # the file changed: the old voice goes
+                self._voice_engines[key] = engine
+            return engine
+
     # -- streaming ------------------------------------------------------------------
 
-    def stream(self, text: str, plan: SegmentPlan | None = None) -> AudioStream:
+    def stream(self, text: str, plan: SegmentPlan | None = None, *, seed: int | None | object = ...,
+               voice: str | os.PathLike[str] | None = None) -> AudioStream:
         """Audio chunks of ``text`` in order, as soon as each is ready.
 
         ``plan`` reuses a plan the caller already made of this same text (its
@@ -401,15 +433,25 @@ class Pipeline:
         reaches it. The batch starts at 2 segments and widens (4, 8, ...) as
         segments finish, so the second segment is ready soon. Without look-ahead
         the batch has the full size from the start.
+
+        ``seed`` replaces ``synthesis.seed`` for this stream (``None``: unseeded);
+        ``voice`` is a reference audio file to speak in (:meth:`voice_engine`; an
+        engine that declares ``voices``), prepared before anything is yielded.
         """
-        return self._stream(text, plan, lookahead=self.settings.lookahead)
+        return self._stream(text, plan, lookahead=self.settings.lookahead, seed=seed, voice=voice)
 
-    def _stream(self, text: str, plan: SegmentPlan | None, *, lookahead: bool) -> AudioStream:
+    def _stream(self, text: str, plan: SegmentPlan | None, *, lookahead: bool, seed: int | None | object = ...,
+                voice: str | os.PathLike[str] | None = None) -> AudioStream:
+        if seed is ...:
+            seed = self.settings.seed
+        elif seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ConfigError(f"seed must be a whole number of at least 0 (or None), got {seed!r}")
+        engine = self.voice_engine(voice) if voice is not None else None
         run = _Run()
-        return AudioStream(self._run(text, plan, run, lookahead=lookahead), run)
+        return AudioStream(self._run(text, plan, run, lookahead=lookahead, seed=seed, engine=engine), run)
 
-    def _run(self, text: str, plan: SegmentPlan | None, run: _Run, *,
-             lookahead: bool) -> Generator[AudioChunk, None, None]:
+    def _run(self, text: str, plan: SegmentPlan | None, run: _Run, *, lookahead: bool,
+             seed: Any = None, engine: Engine | None = None) -> Generator[AudioChunk, None, None]:
         started = time.perf_counter()
         self.engine.reset_peak_memory()
         if plan is None:
@@ -418,7 +460,7 @@ class Pipeline:
         audio_seconds, first_audio, chunk_count = 0.0, None, 0
         completed = False
         rate = self.sample_rate
-        sources = self.scheduler.segments(plan, seed=self.settings.seed, lookahead=lookahead)
+        sources = self.scheduler.segments(plan, seed=seed, lookahead=lookahead, engine=engine)
         try:
             for segment, pieces in sources:
                 seg_started = time.perf_counter()

@@ -33,15 +33,18 @@ from __future__ import annotations
 
 import itertools
 import queue
+import secrets
 import threading
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .costs import CostModel
+from .deadline_gate import DeadlineGate
 from .engine import AttentionSettings, DecodeCall, Engine, GeneratedSegment, SegmentJob
 from .errors import SynthesisError
 from .planner import PlannerSettings, SegmentPlanner
@@ -129,6 +132,11 @@ class ChunkCutter:
         self.pending.append(token)
         return len(self.pending) >= self._target
 
+    def needed(self) -> int:
+        """Tokens still missing from the chunk being filled (1 before its first token,
+        when its size is not asked yet)."""
+        return 1 if self._target is None else max(1, self._target - len(self.pending))
+
     def take(self) -> tuple[list[int], int, int, int]:
         """``(tokens, chunk index, context window, context re-read)`` of the chunk (the
         re-read part is the window, at most the tokens handed out before), and start
@@ -174,10 +182,96 @@ class _PlannedCall:
     last: bool
 
 
+@dataclass(frozen=True)
+class SchedulerSnapshot:
+    """What the scheduler holds at one moment (for a server's metrics)."""
+
+    #: Streams running now (each :meth:`SegmentScheduler.segments` not yet closed).
+    streams: int
+    #: Rows in the shared token batch.
+    rows: int
+    #: Segments queued for the shared batch.
+    queued: int
+
+
 @dataclass
 class _Finished:
     result: GeneratedSegment
     at: float
+
+
+class _SharedBatchFailed(RuntimeError):
+    """The shared batch failed (not for memory) while a streamed segment was a row of it."""
+
+
+class _StreamedRow:
+    """A streamed segment's row in the shared batch: its tokens as the steps sample them.
+
+    The stream reads them from :attr:`tokens` as they come. A row started again after
+    the batch ran out of memory samples the same tokens again (each job has a seed):
+    ``position`` counts this attempt's tokens, and the ones already there are skipped.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self.position = 0
+        self.taken = 0
+        self.finished: GeneratedSegment | None = None
+        self.failure: BaseException | None = None
+        self.t3_seconds = 0.0
+        #: Tokens the stream waits for (``None``: it is not waiting); steps stop for it.
+        self.needed: int | None = None
+
+    def receive(self, token: int | None, seconds: float) -> None:
+        self.t3_seconds += seconds
+        if token is None:
+            return
+        if self.position >= len(self.tokens):
+            self.tokens.append(token)
+        self.position += 1
+
+    def feed(self, cutter: ChunkCutter) -> bool:
+        """Hand the tokens not yet taken to ``cutter`` until a chunk is full (``True``)."""
+        while self.taken < len(self.tokens):
+            token = self.tokens[self.taken]
+            self.taken += 1
+            if cutter.add(token):
+                return True
+        return False
+
+    @property
+    def complete(self) -> bool:
+        """Finished, and every token taken."""
+        return self.finished is not None and self.taken == len(self.tokens)
+
+    def ready(self) -> bool:
+        """The stream waits, and what it waits for is there (or the row ended or failed)."""
+        needed = self.needed
+        return needed is not None and (len(self.tokens) - self.taken >= needed or self.finished is not None
+                                       or self.failure is not None)
+
+    def take_seconds(self) -> float:
+        seconds, self.t3_seconds = self.t3_seconds, 0.0
+        return seconds
+
+
+class _StreamClock:
+    """When a stream's listener runs out of audio, on :func:`time.perf_counter`'s clock:
+    the moment it arrived until its first chunk is out, then the first chunk's time plus
+    the seconds of audio (and pauses) handed out, as if played from the first chunk on."""
+
+    def __init__(self) -> None:
+        self.arrived = time.perf_counter()
+        self.first_out: float | None = None
+        self.audio_out = 0.0
+
+    def deadline(self) -> float:
+        return self.arrived if self.first_out is None else self.first_out + self.audio_out
+
+    def handed_out(self, seconds: float) -> None:
+        if self.first_out is None:
+            self.first_out = time.perf_counter()
+        self.audio_out += seconds
 
 
 class SegmentScheduler:
@@ -247,13 +341,65 @@ class SegmentScheduler:
         self._limit = 1
         self._ramp: Callable[[int], int] | None = None
         self._ended = 0
+        self._streams = 0
+        #: Rows of streamed segments' own one-row batches (not the shared one).
+        self._private_rows = 0
+        #: The batch width was halved after running out of memory (kept until the rows end).
+        self._narrowed = False
+        #: Streamed segments waiting to join the shared batch (they go before the queue).
+        self._stream_queue: deque[SegmentJob] = deque()
+        #: The shared batch's rows of streamed segments, by job key.
+        self._rows_out: dict[int, _StreamedRow] = {}
+        #: Each running stream's deadline (earliest first decides who gets the model).
+        self._clocks: dict[int, _StreamClock] = {}
+        gate = DeadlineGate()
+        self._gates = {"tokens": gate, "decode": DeadlineGate() if overlap else gate}
+        #: Streamed segments are rows of the shared batch (an engine that batches): the
+        #: rows of every stream share each token step.
+        self.shared_streaming = batching
+
+    def snapshot(self) -> SchedulerSnapshot:
+        """The streams, batch rows and queued segments now (read without waiting for the
+        steps that run: each figure is current, the three are not one instant's)."""
+        batch = self._batch
+        rows = batch.rows if batch is not None else 0
+        return SchedulerSnapshot(self._streams, rows + self._private_rows,
+                                 len(self._queue) + len(self._stream_queue))
+
+    # -- who gets the model next ----------------------------------------------------------
+
+    def _deadline(self, stream: int) -> float:
+        """When ``stream``'s listener runs out of audio (now, for a stream not running)."""
+        clock = self._clocks.get(stream)
+        return clock.deadline() if clock is not None else time.perf_counter()
+
+    def _earliest_deadline(self) -> float:
+        clocks = list(self._clocks.values())
+        return min((c.deadline() for c in clocks), default=float("inf"))
+
+    @contextmanager
+    def _hold(self, stage: str, deadline: float) -> Iterator[None]:
+        """The model's gate(s) for ``stage`` (``tokens``, ``decode`` or ``all``), earliest
+        deadline first; one gate for both stages unless they overlap."""
+        gates = (self._gates["tokens"], self._gates["decode"]) if stage == "all" else (self._gates[stage],)
+        with ExitStack() as held:
+            for gate in dict.fromkeys(gates):
+                held.enter_context(gate.hold(deadline))
+            yield
 
     # -- what runs ----------------------------------------------------------------------
 
-    def jobs(self, plan: SegmentPlan, *, seed: int | None) -> list[SegmentJob]:
-        """One job per segment of ``plan``, for one new stream."""
+    def jobs(self, plan: SegmentPlan, *, seed: int | None, engine: Engine | None = None) -> list[SegmentJob]:
+        """One job per segment of ``plan``, for one new stream (made by ``engine``, another
+        voice of the scheduler's engine, if given)."""
         stream = next(self._stream_ids)
-        return [SegmentJob(next(self._keys), s, seed, stream=stream) for s in plan.segments]
+        if seed is None:  # every job has a seed, so a row started again samples the same tokens
+            seed = secrets.randbits(31)
+        return [SegmentJob(next(self._keys), s, seed, stream=stream, engine=engine) for s in plan.segments]
+
+    def _engine_for(self, job: SegmentJob) -> Any:
+        """The engine that decodes ``job``: its own voice's, else the scheduler's."""
+        return job.engine if job.engine is not None else self.engine
 
     def new_playback(self) -> StreamPlayback | None:
         """A new stream's modeled playback (``None`` unless the chunk policy uses it)."""
@@ -273,24 +419,51 @@ class SegmentScheduler:
         return max(1, int(self.engine.batch_capacity(
             [SegmentJob(-1, s) for s in segments])))
 
-    def segments(self, plan: SegmentPlan, *, seed: int | None,
-                 lookahead: bool) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
+    def segments(self, plan: SegmentPlan, *, seed: int | None, lookahead: bool,
+                 engine: Engine | None = None) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
         """Each segment of ``plan`` in order, with the iterator of its chunks.
 
         The caller exhausts each segment's chunks before asking for the next. With
         batching and ``lookahead`` the first segment is streamed alone (time to first
         audio as without batching) and the rest are generated ahead in a batch that
         ramps up; without ``lookahead`` the batch has its full width at once.
+        ``engine``: the voice that speaks (see :meth:`jobs`).
         """
-        jobs = self.jobs(plan, seed=seed)
+        jobs = self.jobs(plan, seed=seed, engine=engine)
         playback = self.new_playback()
         if playback is not None and jobs:
             self._playback[jobs[0].stream] = playback
+        clock = _StreamClock()
+        with self._lock:
+            self._streams += 1
+            if jobs:
+                self._clocks[jobs[0].stream] = clock
+        last = len(plan.segments) - 1
         try:
-            yield from self._segments(jobs, plan, lookahead)
+            for segment, pieces in self._segments(jobs, plan, lookahead):
+                pause = self._pause_seconds(segment) if segment.index < last else 0.0
+                yield segment, self._clocked(pieces, clock, pause)
         finally:
+            with self._lock:
+                self._streams -= 1
+                if jobs:
+                    self._clocks.pop(jobs[0].stream, None)
             if jobs:
                 self._playback.pop(jobs[0].stream, None)
+
+    def _clocked(self, chunks: Iterator[ChunkOutput], clock: _StreamClock,
+                 pause: float) -> Iterator[ChunkOutput]:
+        """``chunks``, moving the stream's deadline on by each one's audio (and the pause
+        after the segment's last)."""
+        rate = float(self.engine.sample_rate)
+        try:
+            for chunk in chunks:
+                clock.handed_out(len(chunk.audio) / rate + (pause if chunk.is_last else 0.0))
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def _segments(self, jobs: list[SegmentJob], plan: SegmentPlan,
                   lookahead: bool) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
@@ -313,7 +486,7 @@ class SegmentScheduler:
             else:
                 for job, result in generated:
                     if result is _FALLBACK:
-                        yield job.segment, self._with_retry(job)
+                        yield job.segment, self._with_retry(job, shared=False)
                     else:
                         yield job.segment, self._decoded(job, result)
         except BatchOutOfMemory as exc:
@@ -394,12 +567,73 @@ class SegmentScheduler:
             chunks.close()
         return out
 
-    def _streamed(self, job: SegmentJob, cutter: ChunkCutter | None = None) -> Iterator[ChunkOutput]:
-        """``job``'s chunks, each decoded as soon as its tokens are sampled (a batch of one
-        row). ``cutter`` replaces the policies' (and the modeled playback)."""
-        if self.overlap and cutter is None:
+    def _streamed(self, job: SegmentJob, cutter: ChunkCutter | None = None, *,
+                  shared: bool = True) -> Iterator[ChunkOutput]:
+        """``job``'s chunks, each decoded as soon as its tokens are sampled: as a row of the
+        shared batch (``shared`` and an engine that batches), else in a batch of its own.
+        ``cutter`` replaces the policies' (and the modeled playback); it runs alone."""
+        if cutter is not None:
+            return self._streamed_in_turn(job, cutter)
+        if shared and self.shared_streaming:
+            return self._streamed_shared(job)
+        if self.overlap:
             return self._streamed_overlapped(job)
-        return self._streamed_in_turn(job, cutter)
+        return self._streamed_in_turn(job)
+
+    def _streamed_shared(self, job: SegmentJob) -> Iterator[ChunkOutput]:
+        """``job`` as a row of the shared batch, its chunks decoded as they fill: the token
+        steps serve every stream's rows at once (a stream that needs tokens runs them, or,
+        with overlap, the batch's worker does), and each chunk is decoded when this
+        stream's deadline comes first. The tokens are the ones the segment gets alone."""
+        decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
+        cutter, playback = self._job_cutter(job)
+        row = _StreamedRow()
+        self._rows_out[job.key] = row
+        # no lock: a stream stepping the batch now takes the row in at its next step
+        self._stream_queue.append(job)
+        if self.overlap:
+            with self._lock:
+                self._start_worker()
+        ended = False
+        try:
+            while True:
+                row.needed = cutter.needed()  # a stream stepping now stops when this is there
+                with self._lock:
+                    while True:
+                        full = row.feed(cutter)
+                        if full or row.complete:
+                            break
+                        if row.failure is not None:
+                            raise row.failure
+                        self._raise_worker_error()
+                        row.needed = cutter.needed()
+                        self._advance(deadline=self._deadline(job.stream))
+                    row.needed = None
+                    t3_seconds = row.take_seconds()
+                    result = None if full else row.finished
+                with self._hold(self._decode_stage, self._deadline(job.stream)), \
+                        self.engine.work(stage=self._decode_stage):
+                    chunk = self._streamed_chunk(decoder, cutter, playback, full, result, t3_seconds)
+                yield chunk
+                if chunk.is_last:
+                    ended = True
+                    return
+        finally:
+            with self._lock:
+                self._rows_out.pop(job.key, None)
+                if not ended:
+                    self._cancel([job])
+
+    def _capacity(self, jobs: Sequence[SegmentJob]) -> int:
+        """Rows the shared batch may hold: ``batch_size``, or with ``auto`` what fits."""
+        if self.batch_size != "auto":
+            return max(1, int(self.batch_size))
+        return max(1, int(self.engine.batch_capacity(list(jobs))))
+
+    def _raise_worker_error(self) -> None:
+        if self._worker_error is not None:
+            error, self._worker_error = self._worker_error, None
+            raise error
 
     def _streamed_overlapped(self, job: SegmentJob) -> Iterator[ChunkOutput]:
         """:meth:`_streamed` with the token steps in a worker thread: while the stream
@@ -420,7 +654,8 @@ class SegmentScheduler:
                 while not ended and not stop.is_set():
                     # a few steps per piece of work: selecting T3's attention costs about a
                     # millisecond, and another stream's T3 work waits at most this long
-                    with engine.work(attention, stage="tokens"):
+                    with self._hold("tokens", self._deadline(job.stream)), \
+                            engine.work(attention, stage="tokens"):
                         for _ in range(STEPS_PER_PIECE):
                             started = time.perf_counter()
                             ran = batch.step(joining)
@@ -441,9 +676,10 @@ class SegmentScheduler:
                         batch.close()
 
         worker = threading.Thread(target=produce, name=f"seqopt-tokens-{job.key}", daemon=True)
+        self._count_private(1)
         worker.start()
         try:
-            decoder = engine.decoder(job, crossfade_ms=self.crossfade_ms)
+            decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
             cutter, playback = self._job_cutter(job)
             result: GeneratedSegment | None = None
             while True:
@@ -458,7 +694,8 @@ class SegmentScheduler:
                         full = cutter.add(token)
                     if finished is not None:
                         result = finished
-                with engine.work(stage="decode"):  # the worker's steps go on meanwhile
+                with self._hold("decode", self._deadline(job.stream)), \
+                        engine.work(stage="decode"):  # the worker's steps go on meanwhile
                     chunk = self._streamed_chunk(decoder, cutter, playback, full, result, t3_seconds)
                 yield chunk
                 if chunk.is_last:
@@ -466,20 +703,22 @@ class SegmentScheduler:
         finally:
             stop.set()
             worker.join()  # the worker ends after its current step and frees the KV cache
+            self._count_private(-1)
 
     def _streamed_in_turn(self, job: SegmentJob, cutter: ChunkCutter | None = None) -> Iterator[ChunkOutput]:
         """Each chunk's steps and decode as one piece of model work, in this thread."""
         engine, attention = self.engine, self.attention
         batch = engine.open_batch(attention)
+        self._count_private(1)
         try:
-            decoder = engine.decoder(job, crossfade_ms=self.crossfade_ms)
+            decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
             playback: StreamPlayback | None = None
             if cutter is None:
                 cutter, playback = self._job_cutter(job)
             result: GeneratedSegment | None = None
             joining: list[SegmentJob] = [job]
             while True:
-                with engine.work(attention):
+                with self._hold("all", self._deadline(job.stream)), engine.work(attention):
                     started = time.perf_counter()
                     full = False
                     while result is None and not full:
@@ -495,7 +734,12 @@ class SegmentScheduler:
                 if chunk.is_last:
                     return
         finally:
+            self._count_private(-1)
             batch.close()  # releases the KV cache when the caller stops early
+
+    def _count_private(self, change: int) -> None:
+        with self._lock:
+            self._private_rows += change
 
     @staticmethod
     def _streamed_chunk(decoder: Any, cutter: ChunkCutter, playback: StreamPlayback | None, full: bool,
@@ -511,13 +755,14 @@ class SegmentScheduler:
                            decoded.vocoder_seconds, 0.0, last, result if last else None,
                            context_tokens=reread)
 
-    def _with_retry(self, job: SegmentJob) -> Iterator[ChunkOutput]:
-        """``job``'s chunks; retried once, then split, while nothing was handed out."""
+    def _with_retry(self, job: SegmentJob, *, shared: bool = True) -> Iterator[ChunkOutput]:
+        """``job``'s chunks; retried once (in a batch of its own), then split, while nothing
+        was handed out. ``shared=False``: in a batch of its own from the start."""
         last_error: Exception | None = None
         for attempt in (1, 2):
             emitted = False
             try:
-                for chunk in self._streamed(job):
+                for chunk in self._streamed(job, shared=shared and attempt == 1):
                     emitted = True
                     yield chunk
                 return
@@ -556,7 +801,7 @@ class SegmentScheduler:
             piece = Segment(segment.index, part.text, segment.start + part.start,
                             segment.start + part.end, part.tokens, segment.boundary)
             try:
-                chunks = list(self._streamed(replace(job, key=next(self._keys), segment=piece)))
+                chunks = list(self._streamed(replace(job, key=next(self._keys), segment=piece), shared=False))
             except Exception as exc:  # noqa: BLE001
                 raise SynthesisError(
                     f"segment {segment.index} ({_snippet(segment.text)}) failed, also when split "
@@ -608,9 +853,10 @@ class SegmentScheduler:
         """The audio of tokens generated earlier, chunk by chunk exactly as a streamed
         segment is cut and decoded (so it is the same audio); each chunk is one
         piece of model work, made when the caller asks for it."""
-        decoder = self.engine.decoder(job, crossfade_ms=self.crossfade_ms)
+        decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
         for call in self._cut(job.segment, finished.result.tokens, self._playback.get(job.stream)):
-            with self.engine.work(stage=self._decode_stage):
+            with self._hold(self._decode_stage, self._deadline(job.stream)), \
+                    self.engine.work(stage=self._decode_stage):
                 waited = time.perf_counter() - finished.at
                 decoded = decoder.decode(list(call.tokens), call.context, last=call.last)
             yield self._output(call, decoded, finished, waited)
@@ -640,7 +886,7 @@ class SegmentScheduler:
         for job, result in generated:
             if result is _FALLBACK:
                 yield from flush()
-                yield job.segment, self._with_retry(job)
+                yield job.segment, self._with_retry(job, shared=False)
                 continue
             group.append((job, result))
             if len(group) >= width:
@@ -652,14 +898,15 @@ class SegmentScheduler:
         chunk ``k`` of every segment that has one in one
         :meth:`~seqopt_core.engine.BatchDecodingEngine.decode_batch` call."""
         engine: Any = self.engine
-        plans = [(finished, engine.decoder(job, crossfade_ms=self.crossfade_ms),
+        plans = [(finished, self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms),
                   self._cut(job.segment, finished.result.tokens, self._playback.get(job.stream)))
                  for job, finished in group]
         outputs: list[list[ChunkOutput]] = [[] for _ in plans]
         for r in range(max(len(calls) for _, _, calls in plans)):
             members = [(i, finished, decoder, calls[r]) for i, (finished, decoder, calls) in enumerate(plans)
                        if r < len(calls)]
-            with engine.work(stage=self._decode_stage):
+            deadline = min(self._deadline(job.stream) for job, _ in group)
+            with self._hold(self._decode_stage, deadline), engine.work(stage=self._decode_stage):
                 started = time.perf_counter()
                 decoded = engine.decode_batch([DecodeCall(decoder, call.tokens, call.context, call.last)
                                                for _, _, decoder, call in members])
@@ -701,11 +948,12 @@ class SegmentScheduler:
             with self._lock:
                 if self._worker is not me:
                     return
-                if not self._queue and (self._batch is None or not self._batch.rows):
+                if not self._queue and not self._stream_queue and (self._batch is None or not self._batch.rows):
                     self._worker = None
                     return
                 try:
-                    self._advance()
+                    # a few steps at a time: the streams read their rows' tokens in between
+                    self._advance(max_steps=STEPS_PER_PIECE, deadline=self._earliest_deadline())
                 except BaseException as exc:  # noqa: BLE001 - raised to the next stream that waits
                     self._worker_error, self._worker = exc, None
                     return
@@ -715,13 +963,11 @@ class SegmentScheduler:
         """Run the shared batch until ``job`` has a result; take it."""
         with self._lock:
             while job.key not in self._results:
-                if self._worker_error is not None:
-                    error, self._worker_error = self._worker_error, None
-                    raise error
+                self._raise_worker_error()
                 if job.key not in self._in_flight and all(j.key != job.key for j in self._queue):
                     raise SynthesisError(f"segment {job.segment.index} is neither queued nor "
                                          "generating (a scheduler bug; please report it)")
-                self._advance()
+                self._advance(deadline=self._deadline(job.stream))
             result = self._results.pop(job.key)
         if isinstance(result, BaseException):
             raise result
@@ -733,69 +979,114 @@ class SegmentScheduler:
             width = min(width, self._ramp(self._ended))
         return max(1, width)
 
-    def _advance(self) -> None:
-        """Steps of the shared batch, in one piece of model work, until a row ends."""
+    def _advance(self, *, max_steps: int | None = None, deadline: float | None = None) -> None:
+        """Steps of the shared batch, in one piece of model work, until a row ends, or a
+        waiting stream has the tokens it waits for, or ``max_steps`` ran. Streamed
+        segments join first (up to the batch's memory limit, not the look-ahead ramp);
+        ``deadline`` is the asking stream's (the model goes to the earliest)."""
         engine = self.engine
-        with engine.work(self.attention, stage="tokens" if self.overlap else "all"):
+        stage = "tokens" if self.overlap else "all"
+        with self._hold(stage, time.perf_counter() if deadline is None else deadline), \
+                engine.work(self.attention, stage=stage):
             if self._batch is None:
+                if not self._queue and not self._narrowed:  # streamed segments only: as wide as fits
+                    self._limit, self._ramp, self._ended = self._capacity(list(self._stream_queue)[:1]), None, 0
                 self._batch = engine.open_batch(self.attention)
+            ran = 0
             while True:
                 joining: list[SegmentJob] = []
-                free = self._width() - self._batch.rows
+                while self._stream_queue and self._batch.rows + len(joining) < self._limit:
+                    joining.append(self._stream_queue.popleft())
+                free = self._width() - self._batch.rows - len(joining)
                 while self._queue and free > 0:
                     joining.append(self._queue.popleft())
                     free -= 1
                 if not joining and not self._batch.rows:
                     return  # nothing to run (the waited-for job was failed or cancelled)
+                started = time.perf_counter()
                 try:
                     steps = self._batch.step(joining)
                 except Exception as exc:  # noqa: BLE001 - out of memory, or any failure
                     self._failed(exc, joining)
                     return
+                now = time.perf_counter()
+                ran += 1
                 for job in joining:
                     self._in_flight[job.key] = job
+                share = (now - started) / max(1, len(steps))  # each row's share of the step
                 ended = False
-                now = time.perf_counter()
                 for step in steps:
+                    key = step.job.key
+                    row = self._rows_out.get(key)
+                    if row is not None:
+                        row.receive(step.token, share)
                     if step.finished is None:
                         continue
-                    key = step.job.key
                     self._in_flight.pop(key, None)
                     self._ended += 1
                     ended = True
                     if key in self._abandoned:
                         self._abandoned.discard(key)
+                    elif row is not None:
+                        row.finished = step.finished
                     else:
                         self._results[key] = _Finished(step.finished, now)
-                if not self._batch.rows and not self._queue:
+                if not self._batch.rows and not self._queue and not self._stream_queue:
                     self._close_batch()
-                if ended:
+                    self._narrowed = False  # what ran out of memory is done: the next batch is new
+                if ended or (max_steps is not None and ran >= max_steps) or self._a_stream_is_ready():
                     return
+
+    def _a_stream_is_ready(self) -> bool:
+        return any(row.ready() for row in list(self._rows_out.values()))
 
     def _failed(self, exc: Exception, joining: list[SegmentJob]) -> None:
         """A step raised: the rows without a result start again narrower (out of
         memory), or go one at a time through the retry path (anything else)."""
         pending = sorted([*self._in_flight.values(), *joining], key=lambda j: j.key)
-        in_use = self._width()
+        in_use = len(pending) or self._width()  # the rows the failed step held
         self._in_flight.clear()
         self._close_batch()
         live = [j for j in pending if j.key not in self._abandoned]
         self._abandoned.difference_update(j.key for j in pending)
+        streamed = [j for j in live if j.key in self._rows_out]
+        ahead = [j for j in live if j.key not in self._rows_out]
+        for job in streamed:  # they start again from their first token, which they skip
+            self._rows_out[job.key].position = 0
         if self.engine.is_out_of_memory(exc):
             if in_use <= 1:
                 if live:
-                    self._results[live[0].key] = BatchOutOfMemory(live[0], exc)
-                self._queue.extendleft(reversed(live[1:]))
+                    self._fail_job(live[0], BatchOutOfMemory(live[0], exc))
+                self._stream_queue.extendleft(reversed([j for j in streamed if j is not live[0]]))
+                self._queue.extendleft(reversed([j for j in ahead if j is not live[0]]))
                 return
-            self._limit, self._ended = in_use // 2, 0
-            self._queue.extendleft(reversed(live))
+            self._limit, self._ended, self._narrowed = max(1, in_use // 2), 0, True
+            self._stream_queue.extendleft(reversed(streamed))
+            self._queue.extendleft(reversed(ahead))
             return
-        waiting = live + list(self._queue)
+        arrived: list[SegmentJob] = []
+        while self._stream_queue:  # (a stream may add one meanwhile: it runs in the next batch)
+            arrived.append(self._stream_queue.popleft())
+        waiting = streamed + arrived + ahead + list(self._queue)
+        generated_ahead = [j.segment.index for j in ahead + list(self._queue)]
         self._queue.clear()
-        warnings.warn(f"batched generation of segments {[j.segment.index for j in waiting]} failed "
-                      f"({type(exc).__name__}: {exc}); generating them one at a time",
-                      RuntimeWarning, stacklevel=4)
+        if generated_ahead:  # (a streamed segment is retried alone, as it always was)
+            warnings.warn(f"batched generation of segments {generated_ahead} failed "
+                          f"({type(exc).__name__}: {exc}); generating them one at a time",
+                          RuntimeWarning, stacklevel=4)
         for job in waiting:
+            self._fail_job(job, _SharedBatchFailed(f"{type(exc).__name__}: {exc}"))
+
+    def _fail_job(self, job: SegmentJob, error: BaseException) -> None:
+        """A job's generation in the shared batch failed: a streamed row is told
+        ``error``; a look-ahead job gets ``_FALLBACK`` (one at a time), or the
+        out-of-memory error of a batch of one."""
+        row = self._rows_out.get(job.key)
+        if row is not None:
+            row.failure = error
+        elif isinstance(error, BatchOutOfMemory):
+            self._results[job.key] = error
+        else:
             self._results[job.key] = _FALLBACK
 
     def _cancel(self, jobs: Sequence[SegmentJob]) -> None:
@@ -806,14 +1097,21 @@ class SegmentScheduler:
         keys = {j.key for j in jobs}
         with self._lock:
             self._queue = deque(j for j in self._queue if j.key not in keys)
+            for job in [j for j in list(self._stream_queue) if j.key in keys]:
+                self._stream_queue.remove(job)  # in place: a stream may add one meanwhile
             for key in keys:
                 self._results.pop(key, None)
             ours = [key for key in self._in_flight if key in keys]
-            if len(ours) == len(self._in_flight) and not self._queue:
+            if len(ours) == len(self._in_flight) and not self._queue and not self._stream_queue:
                 self._in_flight.clear()
                 self._close_batch()  # frees the KV cache now
-            else:  # other streams' rows share the batch: ours run to their end, unread
-                self._abandoned.update(ours)
+            elif ours:  # other streams' rows share the batch
+                drop = getattr(self._batch, "drop", None)
+                if drop is None:  # ours run to their end, unread
+                    self._abandoned.update(ours)
+                    return
+                with self.engine.work(self.attention, stage="tokens" if self.overlap else "all"):
+                    drop([self._in_flight.pop(key) for key in ours])  # freed now
 
     def _close_batch(self) -> None:
         if self._batch is not None:
@@ -827,4 +1125,4 @@ def _snippet(text: str, width: int = 50) -> str:
 
 
 __all__ = ["BatchOutOfMemory", "ChunkCutter", "ChunkOutput", "MIN_RETRY_TARGET", "PlannedChunk",
-           "SegmentScheduler", "StreamPlayback", "ramp_sizes"]
+           "SchedulerSnapshot", "SegmentScheduler", "StreamPlayback", "ramp_sizes"]

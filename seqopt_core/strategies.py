@@ -334,6 +334,9 @@ class EngineSpec(StrategySpec[Any]):
     * ``batched_decode``: the engine implements
       :class:`seqopt_core.engine.BatchDecodingEngine` (chunks of several segments
       in one vocoder call).
+    * ``voices``: the engine speaks in the voice of a reference audio file:
+      ``with_voice(path)`` returns it so configured, on the same loaded model, and
+      jobs of several voices may share one batch (:attr:`SegmentJob.engine`).
     * ``preflight(options)``: checks the files and values the options name before
       the (slow) model load, raising a :class:`~seqopt_core.errors.SeqoptError`
       that says what is wrong; ``seqopt speak`` calls it first.
@@ -346,12 +349,13 @@ class EngineSpec(StrategySpec[Any]):
     uses_attention: bool = True
     batched_decode: bool = False
     concurrent_stages: bool = False
+    voices: bool = False
     preflight: Callable[[BaseModel], None] | None = None
 
     def capabilities(self) -> dict[str, bool]:
         return {"batching": self.batching, "uses_attention": self.uses_attention,
                 "batched_decode": self.batched_decode, "concurrent_stages": self.concurrent_stages,
-                "preflight": self.preflight is not None}
+                "voices": self.voices, "preflight": self.preflight is not None}
 
     def create(self, options: BaseModel | dict[str, Any] | None = None, runtime: Any = None) -> Any:
         """Validate ``options`` and load the engine on ``runtime`` (default: auto, float32)."""

@@ -77,6 +77,8 @@ class SineBatch:
     def __init__(self, engine: SineEngine) -> None:
         self.engine, self.steps, self.closed = engine, 0, False
         self._rows: list[_Row] = []
+        #: Keys of the rows :meth:`drop` took out.
+        self.dropped: list[int] = []
 
     @property
     def rows(self) -> int:
@@ -125,6 +127,12 @@ class SineBatch:
                                             row.seconds)
             out.append(TokenStep(row.job, token, finished))
         return out
+
+    def drop(self, jobs: Sequence[SegmentJob]) -> None:
+        """These jobs' rows leave now (``dropped`` records their keys)."""
+        keys = {job.key for job in jobs}
+        self.dropped.extend(row.job.key for row in self._rows if row.job.key in keys)
+        self._rows = [row for row in self._rows if row.job.key not in keys]
 
     def close(self) -> None:
         self._rows.clear()
@@ -189,6 +197,19 @@ class SineEngine:
             for lock in reversed(held):
                 lock.release()
 
+    def with_voice(self, path: Any) -> SineEngine:
+        """A voice is a pitch: 110-740 Hz from the file's bytes (a missing file is an error)."""
+        from pathlib import Path
+
+        from seqopt_core.errors import SeqoptError
+
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise SeqoptError(f"cannot read voice file {str(path)!r}: {exc.strerror}") from None
+        pitch = 110.0 + 10.0 * (sum(data) % 64)
+        return self.configured(self.options.model_copy(update={"pitch_hz": pitch}))
+
     def open_batch(self, attention: AttentionSettings | None = None) -> SineBatch:
         return SineBatch(self)
 
@@ -225,4 +246,4 @@ def load_sine(options: SineOptions, runtime: EngineRuntime) -> SineEngine:
 @hookimpl
 def seqopt_engines() -> list[EngineSpec]:
     return [EngineSpec(name="sine", factory=load_sine, options=SineOptions, uses_attention=False,
-                       batched_decode=True, concurrent_stages=True, cheap_to_build=True, description="sine tones, one per speech token (test engine)")]
+                       batched_decode=True, concurrent_stages=True, voices=True, cheap_to_build=True, description="sine tones, one per speech token (test engine)")]

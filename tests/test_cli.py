@@ -144,7 +144,7 @@ def test_plugins_lists_what_each_record_declares(run):
     assert caps("segment_context", "voice") == {"independent_segments": True}
     assert caps("segment_context", "speech_tail") == {"independent_segments": False}
     assert caps("engine", "chatterbox") == {"batching": True, "uses_attention": True, "batched_decode": True,
-                                          "concurrent_stages": True, "preflight": True}
+                                          "concurrent_stages": True, "voices": True, "preflight": True}
     assert caps("chunk_policy", "deadline") == {"uses_playback": True}
     assert caps("chunk_policy", "fixed") == {"uses_playback": False}
     assert caps("splitter", "regex") == {}

@@ -23,6 +23,16 @@ def test_ci_runs_exactly_the_readme_setup_commands():
     assert len(readme_cmds) == 2
 
 
+def test_the_install_command_brings_the_browser_the_page_test_drives():
+    """The first set-up command installs Debian's Chromium, only when no `chromium` is on the
+    PATH (the one tests/serve_browser_support.py launches), and never Playwright's download."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    install = re.search(r"## Set up and test.*?```bash\n(.*?)\n", readme, re.S).group(1)
+    assert install.endswith(
+        "&& { command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }; }")
+    assert "playwright install" not in install
+
+
 def test_every_entry_point_module_exists():
     import importlib
     import sys

@@ -226,6 +226,22 @@ class ChatterboxEngine:
                 f"voice failed with {type(exc).__name__}: {exc}") from exc
         return tts.conds
 
+    def with_voice(self, wav_path: str | Path) -> ChatterboxEngine:
+        """This engine speaking in the voice of ``wav_path`` (its conditionals prepared now,
+        by upstream's ``prepare_conditionals``), on the same loaded model; a
+        :class:`VoiceError` says what is wrong with an unusable file."""
+        return self.configured(self.options.model_copy(update={"voice": str(wav_path)}))
+
+    def voiced(self, job: SegmentJob) -> ChatterboxEngine:
+        """The engine that makes ``job``'s rows: its own voice's (on this model), else this one."""
+        engine = job.engine
+        if engine is None:
+            return self
+        if not isinstance(engine, ChatterboxEngine) or engine.loaded is not self.loaded:
+            raise ValueError(f"segment job {job.key}: its engine ({type(engine).__name__}) is not a voice of "
+                             "this model; a batch holds the rows of one loaded model")
+        return engine
+
     def t3_conditionals(self, prompt_tokens: Sequence[int] | None) -> Any:
         """T3 conditionals for a segment: the voice's, with ``prompt_tokens`` (from the
         cross-segment strategy) appended to the end of its speech prompt."""
@@ -372,9 +388,10 @@ class ChatterboxEngine:
         decoders = []
         for i, call in enumerate(calls):
             decoder = call.decoder
-            if not isinstance(decoder, ChatterboxDecoder) or decoder.engine is not self:
+            if not isinstance(decoder, ChatterboxDecoder) or decoder.engine.loaded is not self.loaded:
                 raise ValueError(f"decode_batch call {i}: its decoder ({type(decoder).__name__}) was not made "
-                                 "by this engine's decoder(); decode each engine's chunks with that engine")
+                                 "by the decoder() of an engine on this model; decode each model's chunks "
+                                 "with that model's engine")
             if id(decoder) in seen:
                 raise ValueError(f"decode_batch call {i}: its decoder appears twice; a segment's chunks "
                                  "follow each other (the second reads the first's audio): one per batch")
@@ -474,8 +491,12 @@ class ChatterboxBatch:
 
     def step(self, joining: Sequence[SegmentJob] = ()) -> list[TokenStep]:
         # each row's key is its job, so every step names the job it belongs to
-        steps = self.t3_batch.step([(job, self.engine.batch_item(job)) for job in joining])
+        steps = self.t3_batch.step([(job, self.engine.voiced(job).batch_item(job)) for job in joining])
         return [TokenStep(row.key, row.token, row.finished) for row in steps]
+
+    def drop(self, jobs: Sequence[SegmentJob]) -> None:
+        """These jobs' rows leave the batch now (see :meth:`.t3_step.T3Batch.drop`)."""
+        self.t3_batch.drop(list(jobs))
 
     def close(self) -> None:
         self.t3_batch.close()

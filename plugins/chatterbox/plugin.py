@@ -40,7 +40,7 @@ def seqopt_engines() -> list[EngineSpec]:
     return [EngineSpec(
         name="chatterbox", factory=load_engine, options=ChatterboxOptions,
         requires=("torch", "transformers", "chatterbox"), install=INSTALL, preflight=preflight,
-        batched_decode=True, concurrent_stages=True,
+        batched_decode=True, concurrent_stages=True, voices=True,
         description="Resemble AI's Chatterbox: T3 (speech tokens) + S3Gen (24 kHz audio)")]
 
 

@@ -237,6 +237,15 @@ class T3Batch:
             self._failed = True
             raise
 
+    def drop(self, keys: Sequence[Any]) -> None:
+        """The rows joined with these keys leave the batch now (their KV cache rows go);
+        the others go on as if nothing happened."""
+        if self._running is None:
+            return
+        gone = set(map(id, keys))
+        keep = [j for j, row in enumerate(self._running.rows) if id(row.key) not in gone]
+        self._running = self._running.keep(keep, self.per)
+
     def close(self) -> None:
         self._running = None
         if self.tap is not None:
