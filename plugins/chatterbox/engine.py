@@ -237,10 +237,18 @@ class ChatterboxEngine:
         engine = job.engine
         if engine is None:
             return self
-        if not isinstance(engine, ChatterboxEngine) or engine.loaded is not self.loaded:
+        if not self.is_voice_of(engine):
             raise ValueError(f"segment job {job.key}: its engine ({type(engine).__name__}) is not a voice of "
-                             "this model; a batch holds the rows of one loaded model")
+                             "this engine; a batch holds the rows of one loaded model and one set of options, "
+                             "in any voices (with_voice)")
         return engine
+
+    def is_voice_of(self, engine: Any) -> bool:
+        """Whether ``engine`` is this one or one of its voices: the same loaded model and the
+        same options but for ``voice``, so its rows and chunks can share this engine's batches."""
+        if not isinstance(engine, ChatterboxEngine) or engine.loaded is not self.loaded:
+            return False
+        return engine.options.model_copy(update={"voice": None}) == self.options.model_copy(update={"voice": None})
 
     def t3_conditionals(self, prompt_tokens: Sequence[int] | None) -> Any:
         """T3 conditionals for a segment: the voice's, with ``prompt_tokens`` (from the
@@ -388,10 +396,10 @@ class ChatterboxEngine:
         decoders = []
         for i, call in enumerate(calls):
             decoder = call.decoder
-            if not isinstance(decoder, ChatterboxDecoder) or decoder.engine.loaded is not self.loaded:
+            if not isinstance(decoder, ChatterboxDecoder) or not self.is_voice_of(decoder.engine):
                 raise ValueError(f"decode_batch call {i}: its decoder ({type(decoder).__name__}) was not made "
-                                 "by the decoder() of an engine on this model; decode each model's chunks "
-                                 "with that model's engine")
+                                 "by this engine or one of its voices (with_voice: the same model and options); "
+                                 "decode each engine's chunks with that engine")
             if id(decoder) in seen:
                 raise ValueError(f"decode_batch call {i}: its decoder appears twice; a segment's chunks "
                                  "follow each other (the second reads the first's audio): one per batch")
