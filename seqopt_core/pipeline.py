@@ -55,7 +55,7 @@ from .engine import AttentionSettings, Engine, EngineRuntime, SegmentJob
 from .errors import ConfigError, PluginError, SeqoptError
 from .planner import SegmentPlanner
 from .plugins import PluginHost
-from .scheduler import ChunkOutput, SegmentScheduler
+from .scheduler import ChunkOutput, SegmentScheduler, StreamStopped
 from .strategies import AttentionBackendSpec
 from .types import (
     ChunkEvent,
@@ -138,7 +138,8 @@ class AudioStream(Iterator["AudioChunk"]):
 
     An iterator like a generator: ``next``, ``for``, :meth:`close` (also as a
     context manager). :attr:`metrics` is this run's own, set once it ended
-    (exhausted, closed, or failed), whatever other streams run meanwhile.
+    (exhausted, closed, stopped or failed), whatever other streams run meanwhile.
+    :meth:`stop` may be called from any thread (a server whose client went away).
     """
 
     def __init__(self, chunks: Generator[AudioChunk, None, None], run: _Run) -> None:
@@ -152,8 +153,21 @@ class AudioStream(Iterator["AudioChunk"]):
         return next(self._chunks)
 
     def close(self) -> None:
-        """Stop generating and free the run's state; :attr:`metrics` then says how far it got."""
+        """Stop generating and free the run's state; :attr:`metrics` then says how far it got.
+        From the thread that iterates the stream (or when no thread does)."""
         self._chunks.close()
+
+    def stop(self) -> None:
+        """Stop this stream from any thread, without waiting: its rows leave the shared
+        batch at the next token step, its queued segments are dropped, and the thread
+        iterating it gets no further chunk (the iteration ends; a model call already
+        running finishes first). :attr:`metrics` is set once that thread has ended it."""
+        self._run.stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._run.stop.is_set()
 
     def __enter__(self) -> AudioStream:
         return self
@@ -172,6 +186,8 @@ class _Run:
     """Where one run's finished metrics are put (each stream has its own)."""
 
     metrics: RunMetrics | None = None
+    #: Set by :meth:`AudioStream.stop` (any thread); the scheduler watches it.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def attention_settings(spec: AttentionBackendSpec, backend: Any) -> AttentionSettings:
@@ -460,7 +476,7 @@ class Pipeline:
         audio_seconds, first_audio, chunk_count = 0.0, None, 0
         completed = False
         rate = self.sample_rate
-        sources = self.scheduler.segments(plan, seed=seed, lookahead=lookahead, engine=engine)
+        sources = self.scheduler.segments(plan, seed=seed, lookahead=lookahead, engine=engine, stop=run.stop)
         try:
             for segment, pieces in sources:
                 seg_started = time.perf_counter()
@@ -501,6 +517,8 @@ class Pipeline:
                 metrics.segments.append(seg_event)
                 self.host.segment_finished(seg_event)
             completed = True
+        except StreamStopped:
+            return  # stopped from another thread: the stream ends here, not completed
         finally:
             sources.close()  # an early close drops any batch generated ahead
             wall = time.perf_counter() - started

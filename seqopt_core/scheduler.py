@@ -200,6 +200,14 @@ class _Finished:
     at: float
 
 
+class StreamStopped(BaseException):
+    """A stream was stopped from another thread (``AudioStream.stop``): its chunks end.
+
+    Like :class:`GeneratorExit` it is not an error, so no retry and no ``except
+    Exception`` takes it for a failure of the model; the pipeline ends the stream on it.
+    """
+
+
 class _SharedBatchFailed(RuntimeError):
     """The shared batch failed (not for memory) while a streamed segment was a row of it."""
 
@@ -212,7 +220,8 @@ class _StreamedRow:
     ``position`` counts this attempt's tokens, and the ones already there are skipped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stream: int) -> None:
+        self.stream = stream
         self.tokens: list[int] = []
         self.position = 0
         self.taken = 0
@@ -331,6 +340,8 @@ class SegmentScheduler:
         self._playback: dict[int, StreamPlayback] = {}
         #: Guards the shared batch and its queue (streams may run in several threads).
         self._lock = threading.RLock()
+        #: Guards the counts of streams and private rows (never held while the model runs).
+        self._count_lock = threading.Lock()
         self._keys = itertools.count()
         self._stream_ids = itertools.count()
         self._queue: deque[SegmentJob] = deque()
@@ -352,6 +363,8 @@ class SegmentScheduler:
         self._rows_out: dict[int, _StreamedRow] = {}
         #: Each running stream's deadline (earliest first decides who gets the model).
         self._clocks: dict[int, _StreamClock] = {}
+        #: Each running stream's stop signal (set from any thread: ``AudioStream.stop``).
+        self._stops: dict[int, threading.Event] = {}
         gate = DeadlineGate()
         self._gates = {"tokens": gate, "decode": DeadlineGate() if overlap else gate}
         #: Streamed segments are rows of the shared batch (an engine that batches): the
@@ -419,45 +432,55 @@ class SegmentScheduler:
         return max(1, int(self.engine.batch_capacity(
             [SegmentJob(-1, s) for s in segments])))
 
-    def segments(self, plan: SegmentPlan, *, seed: int | None, lookahead: bool,
-                 engine: Engine | None = None) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
+    def segments(self, plan: SegmentPlan, *, seed: int | None, lookahead: bool, engine: Engine | None = None,
+                 stop: threading.Event | None = None) -> Iterator[tuple[Segment, Iterator[ChunkOutput]]]:
         """Each segment of ``plan`` in order, with the iterator of its chunks.
 
         The caller exhausts each segment's chunks before asking for the next. With
         batching and ``lookahead`` the first segment is streamed alone (time to first
         audio as without batching) and the rest are generated ahead in a batch that
         ramps up; without ``lookahead`` the batch has its full width at once.
-        ``engine``: the voice that speaks (see :meth:`jobs`).
+        ``engine``: the voice that speaks (see :meth:`jobs`). ``stop``, set from any
+        thread, stops the stream: its rows leave the shared batch at the next token step,
+        its queued segments are dropped, and its chunks end with :class:`StreamStopped`
+        (no chunk is handed out after it was set).
         """
         jobs = self.jobs(plan, seed=seed, engine=engine)
         playback = self.new_playback()
         if playback is not None and jobs:
             self._playback[jobs[0].stream] = playback
         clock = _StreamClock()
-        with self._lock:
+        # not the scheduler's lock: a stream stepping the batch holds it, and a new stream
+        # joins that batch at its next step (see _streamed_shared)
+        with self._count_lock:
             self._streams += 1
-            if jobs:
-                self._clocks[jobs[0].stream] = clock
+        if jobs:
+            self._clocks[jobs[0].stream] = clock
+            if stop is not None:
+                self._stops[jobs[0].stream] = stop
         last = len(plan.segments) - 1
         try:
             for segment, pieces in self._segments(jobs, plan, lookahead):
                 pause = self._pause_seconds(segment) if segment.index < last else 0.0
-                yield segment, self._clocked(pieces, clock, pause)
+                yield segment, self._clocked(pieces, clock, pause, stop)
         finally:
-            with self._lock:
+            with self._count_lock:
                 self._streams -= 1
-                if jobs:
-                    self._clocks.pop(jobs[0].stream, None)
+            if jobs:
+                self._clocks.pop(jobs[0].stream, None)
+                self._stops.pop(jobs[0].stream, None)
             if jobs:
                 self._playback.pop(jobs[0].stream, None)
 
-    def _clocked(self, chunks: Iterator[ChunkOutput], clock: _StreamClock,
-                 pause: float) -> Iterator[ChunkOutput]:
+    def _clocked(self, chunks: Iterator[ChunkOutput], clock: _StreamClock, pause: float,
+                 stop: threading.Event | None = None) -> Iterator[ChunkOutput]:
         """``chunks``, moving the stream's deadline on by each one's audio (and the pause
-        after the segment's last)."""
+        after the segment's last); none once ``stop`` is set."""
         rate = float(self.engine.sample_rate)
         try:
             for chunk in chunks:
+                if stop is not None and stop.is_set():
+                    raise StreamStopped()
                 clock.handed_out(len(chunk.audio) / rate + (pause if chunk.is_last else 0.0))
                 yield chunk
         finally:
@@ -587,7 +610,7 @@ class SegmentScheduler:
         stream's deadline comes first. The tokens are the ones the segment gets alone."""
         decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
         cutter, playback = self._job_cutter(job)
-        row = _StreamedRow()
+        row = _StreamedRow(job.stream)
         self._rows_out[job.key] = row
         # no lock: a stream stepping the batch now takes the row in at its next step
         self._stream_queue.append(job)
@@ -611,6 +634,8 @@ class SegmentScheduler:
                     row.needed = None
                     t3_seconds = row.take_seconds()
                     result = None if full else row.finished
+                if self._stop_requested(job.stream):
+                    raise StreamStopped()  # not worth a decode nobody hears
                 with self._hold(self._decode_stage, self._deadline(job.stream)), \
                         self.engine.work(stage=self._decode_stage):
                     chunk = self._streamed_chunk(decoder, cutter, playback, full, result, t3_seconds)
@@ -738,7 +763,7 @@ class SegmentScheduler:
             batch.close()  # releases the KV cache when the caller stops early
 
     def _count_private(self, change: int) -> None:
-        with self._lock:
+        with self._count_lock:
             self._private_rows += change
 
     @staticmethod
@@ -855,6 +880,8 @@ class SegmentScheduler:
         piece of model work, made when the caller asks for it."""
         decoder = self._engine_for(job).decoder(job, crossfade_ms=self.crossfade_ms)
         for call in self._cut(job.segment, finished.result.tokens, self._playback.get(job.stream)):
+            if self._stop_requested(job.stream):
+                raise StreamStopped()
             with self._hold(self._decode_stage, self._deadline(job.stream)), \
                     self.engine.work(stage=self._decode_stage):
                 waited = time.perf_counter() - finished.at
@@ -963,6 +990,8 @@ class SegmentScheduler:
         """Run the shared batch until ``job`` has a result; take it."""
         with self._lock:
             while job.key not in self._results:
+                if self._stop_requested(job.stream):
+                    raise StreamStopped()
                 self._raise_worker_error()
                 if job.key not in self._in_flight and all(j.key != job.key for j in self._queue):
                     raise SynthesisError(f"segment {job.segment.index} is neither queued nor "
@@ -994,6 +1023,8 @@ class SegmentScheduler:
                 self._batch = engine.open_batch(self.attention)
             ran = 0
             while True:
+                if self._stops and self._drop_stopped():
+                    return  # the stopped streams' threads end; the others ask again
                 joining: list[SegmentJob] = []
                 while self._stream_queue and self._batch.rows + len(joining) < self._limit:
                     joining.append(self._stream_queue.popleft())
@@ -1036,6 +1067,38 @@ class SegmentScheduler:
                     self._narrowed = False  # what ran out of memory is done: the next batch is new
                 if ended or (max_steps is not None and ran >= max_steps) or self._a_stream_is_ready():
                     return
+
+    def _stop_requested(self, stream: int) -> bool:
+        stop = self._stops.get(stream)
+        return stop is not None and stop.is_set()
+
+    def _drop_stopped(self) -> bool:
+        """Streams stopped from another thread leave the shared batch now: their rows are
+        dropped, their queued segments go, and their streamed rows are told (called by
+        :meth:`_advance`, with the lock and the model held). Whether there were any."""
+        stopped = {stream for stream, stop in list(self._stops.items()) if stop.is_set()}
+        if not stopped:
+            return False
+        told = False
+        for row in list(self._rows_out.values()):
+            if row.stream in stopped and row.failure is None:
+                row.failure, told = StreamStopped(), True
+        queued = [j for j in (*self._queue, *self._stream_queue) if j.stream in stopped]
+        flying = [j for j in self._in_flight.values() if j.stream in stopped]
+        if not queued and not flying:
+            return told
+        self._queue = deque(j for j in self._queue if j.stream not in stopped)
+        for job in [j for j in list(self._stream_queue) if j.stream in stopped]:
+            self._stream_queue.remove(job)  # in place: a stream may add one meanwhile
+        if flying:
+            drop = getattr(self._batch, "drop", None)
+            if drop is None:  # they run to their end, unread
+                self._abandoned.update(j.key for j in flying)
+            else:
+                drop([self._in_flight.pop(j.key) for j in flying])  # freed now
+        if self._batch is not None and not self._batch.rows and not self._queue and not self._stream_queue:
+            self._close_batch()
+        return True
 
     def _a_stream_is_ready(self) -> bool:
         return any(row.ready() for row in list(self._rows_out.values()))
@@ -1125,4 +1188,4 @@ def _snippet(text: str, width: int = 50) -> str:
 
 
 __all__ = ["BatchOutOfMemory", "ChunkCutter", "ChunkOutput", "MIN_RETRY_TARGET", "PlannedChunk",
-           "SchedulerSnapshot", "SegmentScheduler", "StreamPlayback", "ramp_sizes"]
+           "SchedulerSnapshot", "SegmentScheduler", "StreamPlayback", "StreamStopped", "ramp_sizes"]

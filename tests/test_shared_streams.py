@@ -207,3 +207,39 @@ def test_out_of_memory_with_streamed_rows_loses_no_audio(host, monkeypatch):
     chunks_b += list(b)
     assert np.array_equal(np.concatenate([c.audio for c in chunks_a]), alone(host, LONG_FIRST, 7, batch_size=4))
     assert np.array_equal(np.concatenate([c.audio for c in chunks_b]), alone(host, TEXT, 8, batch_size=4))
+
+
+def test_a_stream_stopped_from_another_thread_leaves_the_batch_at_once(host, monkeypatch):
+    """A server stops a stream whose client went away from another thread, while the
+    stream's own thread is inside a long chunk: its row leaves the shared batch at the
+    next step (not when the chunk is done), that thread gets no further chunk, and the
+    other stream goes on with its audio alone."""
+    one_chunk = {"chunk_policy": {"name": "fixed", "options": {"chunk_size": 1000}}}  # a segment's tokens
+    pipeline = sine_pipeline(host, {"step_sleep_seconds": 0.02}, overrides=one_chunk, batch_size=4)
+    rec = Recorder(pipeline.engine, monkeypatch)
+    # one sentence, one segment: about 90 steps (2 s) before its one chunk is ready
+    long_text = LONG_FIRST.replace(". Then", ", then").replace(".", ", " + LONG_FIRST.split(".")[0].lower() + ".")
+    assert len(pipeline.planner.plan(long_text).segments) == 1
+    a, b = pipeline.stream(long_text, seed=3), pipeline.stream(LONG_FIRST, seed=4)
+    got_a: list = []
+    out_b: dict[str, np.ndarray] = {}
+    thread_a = threading.Thread(target=lambda: got_a.extend(a))
+    thread_b = threading.Thread(target=lambda: out_b.setdefault("audio", audio_of(b)))
+    thread_a.start()
+    thread_b.start()
+    deadline = time.monotonic() + 60
+    while pipeline.scheduler.snapshot().rows < 2:
+        assert time.monotonic() < deadline, "the two streams never shared the batch"
+        time.sleep(0.002)
+    steps_at_stop = len(rec.steps)
+    a.stop()
+    thread_a.join(timeout=60)
+    assert not thread_a.is_alive()
+    assert got_a == [], "a chunk was handed out after the stream was stopped"
+    assert rec.batches[0].dropped, "the stopped stream's row was not dropped"
+    both = [s for s in rec.steps[steps_at_stop:] if len(s.ran) == 2]
+    assert len(both) < 5, f"the stopped row stayed for {len(both)} more steps"
+    assert a.stopped and a.metrics is not None and not a.metrics.generation.completed
+    thread_b.join(timeout=60)
+    assert np.array_equal(out_b["audio"], alone(host, LONG_FIRST, 4, batch_size=4, overrides=one_chunk))
+    assert pipeline.scheduler.snapshot() == SchedulerSnapshot(0, 0, 0)

@@ -269,6 +269,7 @@ class SpeechJob:
         self._finalized = False
         self._watcher: asyncio.Task[None] | None = None
         self._ticket: asyncio.Future[None] | None = None
+        self._stream: Any = None  # the pipeline's AudioStream, once the thread opened it
 
     # -- the async side --------------------------------------------------------------
 
@@ -286,10 +287,18 @@ class SpeechJob:
         self._watcher = self.loop.create_task(watcher())
 
     def cancel(self) -> None:
-        """Stop this request: leave the queue, or stop its stream at the next chunk."""
+        """Stop this request: leave the queue, or stop its stream now (its rows leave the
+        T3 batch at the next step, its queued segments go; a model call under way ends first)."""
         if self._ticket is not None:
             self.service.admission.leave(self._ticket, ClientGone())
-        self.channel.cancel()
+        self.stop_stream()
+
+    def stop_stream(self) -> None:
+        """No more audio for this request (from any thread, without waiting)."""
+        self.channel.cancel()  # first: the thread then sees a cancelled channel when the stream ends
+        stream = self._stream
+        if stream is not None:
+            stream.stop()
 
     @property
     def ended(self) -> bool:
@@ -338,7 +347,7 @@ class SpeechJob:
             return
         self._sender_ended = True
         if not self.ended:
-            self.channel.cancel()
+            self.stop_stream()
         self._maybe_finalize()
 
     # -- the thread ------------------------------------------------------------------
@@ -358,6 +367,9 @@ class SpeechJob:
             except SeqoptError as exc:
                 self._fail(_as_api_error(exc, prepared, param="voice" if prepared.voice_path else None))
                 return
+            self._stream = stream
+            if self.channel.cancelled:  # cancelled while the stream was being opened
+                stream.stop()
             encoder = open_encoder(prepared.audio_format.name, int(prepared.pipeline.sample_rate))
             for chunk in stream:
                 if self.channel.cancelled:
@@ -366,6 +378,8 @@ class SpeechJob:
                 if not self.channel.put(Piece(data, float(chunk.event.audio_seconds))):
                     break
             else:
+                if stream.stopped:  # the stream ended early because it was stopped
+                    return
                 tail = encoder.finish()
                 metrics = stream.metrics
                 self.channel.put(Piece(tail, 0.0))
@@ -618,7 +632,7 @@ class SpeechService:
         self.begin_shutdown()
         jobs = list(self._jobs)
         for job in jobs:
-            job.channel.cancel()
+            job.stop_stream()
         if jobs:
             done = asyncio.gather(*(job.wait_ended() for job in jobs))
             try:
