@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import sine_engine
+from seqopt_core import Pipeline
 from serve_support import LONG_TEXT, TEXT, alone_pcm, serve, sine_host, sine_pipeline, wait_until
 
 #: Mixed lengths: one segment up to several.
@@ -136,6 +137,33 @@ def test_a_client_that_disconnects_mid_stream_frees_its_slot_and_the_scheduler(h
         # The one slot serves the next request at once, with the right audio.
         again = post(live.url, {"input": TEXT, "seed": 2})
         assert again.status_code == 200 and again.content == alone_pcm(pipeline, TEXT, seed=2)
+
+
+def test_a_client_that_disconnects_while_its_next_segment_generates_leaves_the_batch_at_once(
+        host, monkeypatch):
+    """The request's thread is inside the scheduler, stepping its second segment (one
+    chunk of about 90 steps): the disconnect stops the stream from the event loop, and
+    the row is dropped at the next step instead of running to its end."""
+    pipeline = Pipeline.from_config(host=host, overrides={
+        "engine": {"name": "sine", "options": {"step_sleep_seconds": 0.02}},
+        "estimator": {"name": "ratio"}, "planner": {"target_tokens": 4, "max_tokens": 128},
+        "chunk_policy": {"name": "fixed", "options": {"chunk_size": 1000}},
+        "synthesis": {"seed": 7, "batch_size": 4}})
+    opened = []
+    open_batch = pipeline.engine.open_batch
+    monkeypatch.setattr(pipeline.engine, "open_batch",
+                        lambda attention=None: opened.append(open_batch(attention)) or opened[-1])
+    long_sentence = "One" + ", ".join(["one two three four five six seven eight nine ten"] * 3)[3:] + "."
+    assert len(pipeline.planner.plan("Hi. " + long_sentence).segments) == 2
+    with serve(pipeline, max_streams=1, max_queue=0) as live:
+        stream = OpenStream(live.url, {"input": "Hi. " + long_sentence})
+        assert stream.first.wait(120) and stream.status == 200  # the first segment's audio
+        wait_until(lambda: pipeline.scheduler.snapshot().rows == 1, "the second segment generates")
+        stream.close()
+        wait_until(lambda: live.service.admission.active == 0 and snapshot_empty(pipeline),
+                   "the slot and the scheduler are free")
+    assert any(batch.dropped for batch in opened), "the row ran to its end instead of leaving at once"
+    assert not pipeline.last_metrics.generation.completed
 
 
 def test_a_queued_client_that_leaves_gives_up_its_place(host):
