@@ -11,7 +11,9 @@ Guarantees, for any splitter that honours its contract:
 * a text of at most ``split_threshold_tokens`` stays one segment.
 
 A sentence longer than ``max_tokens`` is cut at clause punctuation, then at word
-boundaries, never inside a word, number, URL or bracketed tag.
+boundaries, never inside a word, number, URL or bracketed tag. Text written
+without spaces (Chinese, Japanese, Thai, ...) is cut between its characters,
+never inside a grapheme cluster (``seqopt_core.text.word_spans``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,13 @@ _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _NON_SPACE_RUN = re.compile(r"\S+")
 # Bracketed event tags such as "[laughter]" or "[clear_throat]": never cut inside.
 TAG_RE = re.compile(r"\[[^\[\]\n]{1,40}\]")
-# Clause punctuation followed by whitespace, or a dash used as punctuation.
-_CLAUSE_CUT = re.compile(r"(?<=[,;:])(?=\s)|(?<=\s[-\u2013\u2014])(?=\s)|(?<=\u2014)(?=\S)")
+# Clause punctuation followed by whitespace (, ; : and the Arabic comma and semicolon
+# ، ؛, the Greek ano teleia · in both its code points), a dash used as punctuation,
+# or a full-width CJK clause mark (， 、 ； ： ､), which needs no space after it.
+_CLAUSE_CUT = re.compile(
+    "(?<=[,;:\u060c\u061b\u00b7\u0387])(?=\\s)|(?<=\\s[-\u2013\u2014])(?=\\s)|(?<=\u2014)(?=\\S)"
+    "|(?<=[\uff0c\u3001\uff1b\uff1a\uff64])"
+)
 
 
 # Control characters (Unicode category Cc) other than the whitespace ones, and
@@ -119,7 +124,13 @@ def clause_spans(text: str, span: Span) -> list[Span]:
 
 
 def word_spans(text: str, span: Span) -> list[Span]:
-    """``span`` cut at whitespace into words; a bracketed tag stays one piece."""
+    """``span`` cut at whitespace into words; a bracketed tag stays one piece.
+
+    Text written without spaces between words (Chinese, Japanese, Thai, ...) is
+    also cut between its characters (see :func:`unspaced_cuts`), so that a long
+    run of it can still be packed; a word in a spaced script (``iPhone``, a number,
+    a URL) inside such a run stays whole.
+    """
     regions = _protected(text, span)
     words: list[Span] = []
     for m in _NON_SPACE_RUN.finditer(text, span.start, span.end):
@@ -128,7 +139,63 @@ def word_spans(text: str, span: Span) -> list[Span]:
             words[-1] = Span(words[-1].start, m.end())
         else:
             words.append(Span(m.start(), m.end()))
-    return words
+    out: list[Span] = []
+    for word in words:
+        cuts = [c for c in unspaced_cuts(text, word) if not _inside(c, regions)]
+        out.extend(cut_at(text, word, cuts) if cuts else [word])
+    return out
+
+
+#: Scripts written without spaces between words: Han (with its radicals, symbols,
+#: compatibility and extension blocks), Hiragana, Katakana (full and half width),
+#: Bopomofo, Thai, Lao, Khmer, Myanmar and Tibetan. Hangul is not here: Korean puts
+#: spaces between words.
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u2e80-\u2fdf"
+    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303c\u3040-\u30ff\u3100-\u312f"
+    "\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d"
+    "\U00020000-\U0003134f]"
+)
+#: CJK punctuation and symbols (ideographic and full-width forms, not full-width
+#: letters or digits): a cut may follow them unless a digit comes next (``３．１４``).
+_CJK_PUNCTUATION = re.compile("[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+#: Characters that join the character after them to their own cluster: the zero-width
+#: joiner and the Khmer coeng and Myanmar virama that stack the next consonant.
+_JOINS_NEXT = frozenset("\u200d\u17d2\u1039")
+#: Characters that belong to the character before them (never cut before them):
+#: combining marks are found by category; these are the others (zero-width joiner,
+#: half-width kana voicing marks, emoji skin-tone modifiers, tag characters).
+_JOINS_PREVIOUS = re.compile("[\u200d\uff9e\uff9f\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+
+
+def unspaced_cuts(text: str, word: Span) -> list[int]:
+    """Offsets inside ``word`` (a run without whitespace) where it may be cut because
+    a character of a script written without spaces stands on either side.
+
+    A cut may also follow CJK punctuation (``，「`` is cut between the two) unless a
+    digit comes next. Never inside a grapheme cluster (before a combining mark,
+    variation selector, joiner or modifier, or after a zero-width joiner or a
+    Khmer or Myanmar stacking virama), never before closing or other non-opening
+    punctuation (``。`` ``、`` ``」`` stay with the character they
+    follow) and never after opening punctuation (``「`` stays with what it opens).
+    """
+    if _UNSPACED.search(text, word.start, word.end) is None:
+        return []
+    cuts: list[int] = []
+    for i in range(word.start + 1, word.end):
+        before, after = text[i - 1], text[i]
+        if not (_UNSPACED.match(before) or _UNSPACED.match(after)
+                or (_CJK_PUNCTUATION.match(before) and not after.isdigit())):
+            continue
+        if before in _JOINS_NEXT or _JOINS_PREVIOUS.match(after):
+            continue
+        cat_after, cat_before = unicodedata.category(after), unicodedata.category(before)
+        if cat_after[0] == "M" or (cat_after[0] == "P" and cat_after not in ("Ps", "Pi", "Pd")):
+            continue
+        if cat_before in ("Ps", "Pi"):
+            continue
+        cuts.append(i)
+    return cuts
 
 
 def check_sentence_spans(text: str, spans: Sequence[Span], who: str) -> None:

@@ -317,3 +317,246 @@ def gold_spans(case: SplitterCase) -> list[Span]:
         spans.append(Span(start, start + len(sentence)))
         pos = start + len(sentence)
     return spans
+
+
+# --- the languages of Chatterbox Multilingual ---------------------------------------
+#: The languages Chatterbox Multilingual speaks (ISO 639-1 codes).
+LANGUAGES = (
+    "ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms",
+    "nl", "no", "pl", "pt", "ru", "sv", "sw", "tr", "zh",
+)
+
+
+def _unspaced(id: str, sentences: tuple[str, ...], note: str) -> SplitterCase:
+    """A case whose sentences follow each other without a space (Chinese, Japanese)."""
+    return _case(id, sentences, note, text="".join(sentences))
+
+
+#: Per-language hard cases, each id starting with its language code (``de-ordinal``).
+#: English is covered by the cases above.
+MULTILINGUAL_CASES: list[SplitterCase] = [
+    # Arabic: ؟ ends a question, ، is a comma, Arabic has no letter case
+    _case("ar-question", (
+        "\u0647\u0644 \u0642\u0631\u0623\u062a \u0627\u0644\u0643\u062a\u0627\u0628 \u0627\u0644\u062c\u062f\u064a\u062f\u061f",
+        "\u0646\u0639\u0645\u060c \u0642\u0631\u0623\u062a\u0647 \u0623\u0645\u0633 \u0648\u0623\u0639\u062c\u0628\u0646\u064a \u0643\u062b\u064a\u0631\u064b\u0627.",
+    ), "the Arabic question mark ends a sentence; the Arabic comma does not"),
+    _case("ar-decimal", (
+        "\u0648\u0635\u0644 \u0627\u0644\u0642\u0637\u0627\u0631 \u0641\u064a \u0627\u0644\u0633\u0627\u0639\u0629 3.45 \u0645\u0633\u0627\u0621\u064b.",
+        "\u0643\u0627\u0646 \u0627\u0644\u0631\u0643\u0627\u0628 \u0645\u062a\u0639\u0628\u064a\u0646 \u062c\u062f\u064b\u0627!",
+        "\u0647\u0644 \u062a\u0623\u062e\u0631 \u0643\u062b\u064a\u0631\u064b\u0627\u061f",
+    ), "a decimal inside Arabic text is not an end; a period before a caseless word is"),
+    # Danish: »...« quotes, ordinals before lowercase months, kl. before the hour
+    _case("da-quotes", (
+        "Hun spurgte: \u00bbKommer du i morgen?\u00ab",
+        "Jeg svarede ja.",
+    ), "Danish closes a quote with \u00ab: it stays with the question it closes"),
+    _case("da-ordinal", (
+        "M\u00f8det er den 3. marts kl. 10.",
+        "Vi ses der.",
+    ), "an ordinal before a lowercase month and kl. before the hour are not ends"),
+    # German: „...“ quotes, capitalised nouns after ordinals and abbreviations
+    _case("de-quotes", (
+        "\u201eKommst du heute Abend?\u201c, fragte sie.",
+        "\u201eJa, gern.\u201c",
+        "Dann legte er auf.",
+    ), "German closes a quote with \u201c; a comma after it continues the sentence"),
+    _case("de-ordinal", (
+        "Am 3. Oktober feiern wir den Tag der Deutschen Einheit.",
+        "Er kommt am 20. Mai bzw. Anfang Juni zur\u00fcck.",
+        "Das ist z. B. ein Feiertag.",
+    ), "German capitalises months and nouns: '3. Oktober' and 'bzw. Anfang' are not ends"),
+    # Greek: ; is the question mark, · (ano teleia) a semicolon
+    _case("el-question", (
+        "\u03a4\u03b9 \u03ce\u03c1\u03b1 \u03c6\u03b5\u03cd\u03b3\u03b5\u03b9 \u03c4\u03bf \u03c4\u03c1\u03ad\u03bd\u03bf;",
+        "\u03a3\u03c4\u03b9\u03c2 \u03bf\u03ba\u03c4\u03ce \u03c4\u03bf \u03c0\u03c1\u03c9\u03af.",
+    ), "in Greek text the ASCII ';' is a question mark"),
+    _case("el-ano-teleia", (
+        "\u0389\u03c1\u03b8\u03b5 \u03b1\u03c1\u03b3\u03ac\u0387 \u03ae\u03c4\u03b1\u03bd \u03ba\u03bf\u03c5\u03c1\u03b1\u03c3\u03bc\u03ad\u03bd\u03bf\u03c2.",
+        "\u03a0\u03bf\u03cd \u03c0\u03ae\u03b3\u03b5 \u03bc\u03b5\u03c4\u03ac\u037e",
+        "\u039a\u03b1\u03bd\u03b5\u03af\u03c2 \u03b4\u03b5\u03bd \u03be\u03ad\u03c1\u03b5\u03b9.",
+    ), "the ano teleia (U+0387) is a clause mark; U+037E is the Greek question mark"),
+    # Spanish: ¿ ¡ open questions and exclamations, also mid-sentence
+    _case("es-inverted-mid", (
+        "Y t\u00fa, \u00bfqu\u00e9 opinas del plan?",
+        "\u00a1Me parece genial!",
+        "Empezamos el lunes.",
+    ), "a question opened by \u00bf inside a sentence; \u00a1 opens the next one"),
+    _case("es-titles", (
+        "La Sra. G\u00f3mez lleg\u00f3 con el Dr. Ruiz a las 9.",
+        "\u00bfVienes con nosotros?",
+    ), "Sra. and Dr. before a name are not ends; a number ends the sentence before \u00bf"),
+    # Finnish: ”...” quotes on both sides, ordinals before lowercase months
+    _case("fi-quotes", (
+        "H\u00e4n sanoi: \u201dOdota hetki.\u201d",
+        "\u201dMiksi?\u201d kysyin.",
+    ), "Finnish opens and closes quotes with \u201d; a lowercase word after the quote continues"),
+    _case("fi-ordinal", (
+        "Suomi itsen\u00e4istyi 6. joulukuuta 1917.",
+        "Se on t\u00e4rke\u00e4 p\u00e4iv\u00e4.",
+    ), "an ordinal before a lowercase month is not an end"),
+    # French: a space before ? ! and inside « »
+    _case("fr-spaced-punctuation", (
+        "Tu viens ce soir ?",
+        "Oui, j\u2019arrive \u00e0 20 h !",
+        "\u00c0 tout \u00e0 l\u2019heure.",
+    ), "French puts a space before ? and !"),
+    _case("fr-guillemets", (
+        "\u00ab Tu pars d\u00e9j\u00e0 ? \u00bb demanda-t-elle.",
+        "\u00ab Oui, il est tard.\u00a0\u00bb",
+        "Elle sourit.",
+    ), "a spaced closing \u00bb stays with its sentence; a lowercase word after it continues"),
+    # Hebrew: ASCII punctuation, no letter case
+    _case("he-question", (
+        "\u05de\u05d4 \u05d4\u05e9\u05e2\u05d4 \u05e2\u05db\u05e9\u05d9\u05d5?",
+        "\u05d4\u05e9\u05e2\u05d4 \u05e9\u05dc\u05d5\u05e9 \u05d5\u05d7\u05e6\u05d9.",
+        "\u05ea\u05d5\u05d3\u05d4 \u05e8\u05d1\u05d4!",
+    ), "sentence ends before caseless Hebrew words"),
+    _case("he-decimal", (
+        "\u05d4\u05de\u05d7\u05d9\u05e8 \u05e2\u05dc\u05d4 \u05d1-2.5 \u05d0\u05d7\u05d5\u05d6\u05d9\u05dd \u05d1\u05e9\u05e0\u05d4 \u05e9\u05e2\u05d1\u05e8\u05d4.",
+        "\u05d6\u05d4 \u05d4\u05e8\u05d1\u05d4 \u05db\u05e1\u05e3.",
+    ), "a decimal glued to a Hebrew prefix is not an end"),
+    # Hindi: danda and double danda, with or without a space before or after
+    _case("hi-danda", (
+        "\u092e\u0948\u0902 \u0915\u0932 \u0926\u093f\u0932\u094d\u0932\u0940 \u091c\u093e\u090a\u0901\u0917\u093e\u0964",
+        "\u0915\u094d\u092f\u093e \u0924\u0941\u092e \u092e\u0947\u0930\u0947 \u0938\u093e\u0925 \u091a\u0932\u094b\u0917\u0947?",
+        "\u0939\u093e\u0901, \u091c\u093c\u0930\u0942\u0930\u0964",
+    ), "the danda ends a sentence like a full stop"),
+    _case("hi-spaced-danda", (
+        "\u092f\u0939 \u0915\u093f\u0924\u093e\u092c 1.5 \u0918\u0902\u091f\u0947 \u092e\u0947\u0902 \u092a\u0922\u093c\u0940 \u091c\u093e \u0938\u0915\u0924\u0940 \u0939\u0948 \u0964",
+        "\u0907\u0938\u0947 \u091c\u093c\u0930\u0942\u0930 \u092a\u0922\u093c\u094b \u0965",
+        "\u0927\u0928\u094d\u092f\u0935\u093e\u0926\u0964",
+    ), "a danda after a space, a double danda, and a danda with no space after it",
+       text="\u092f\u0939 \u0915\u093f\u0924\u093e\u092c 1.5 \u0918\u0902\u091f\u0947 \u092e\u0947\u0902 \u092a\u0922\u093c\u0940 \u091c\u093e \u0938\u0915\u0924\u0940 \u0939\u0948 \u0964 "
+            "\u0907\u0938\u0947 \u091c\u093c\u0930\u0942\u0930 \u092a\u0922\u093c\u094b \u0965\u0927\u0928\u094d\u092f\u0935\u093e\u0926\u0964"),
+    # Italian: titles, abbreviations glued to a suffix, times with a dot
+    _case("it-titles", (
+        "Il Sig. Rossi \u00e8 arrivato alle 10.30 con la Dott.ssa Bianchi.",
+        "Erano in ritardo.",
+    ), "Sig. before a name, 10.30 and Dott.ssa are not ends"),
+    _case("it-apostrophes", (
+        "Com\u2019\u00e8 andato l\u2019esame?",
+        "Benissimo, grazie!",
+        "E tu, cos\u2019hai fatto?",
+    ), "elided words with apostrophes around the ends"),
+    # Japanese: no spaces, 「」 quotes continued by the particle と
+    _unspaced("ja-no-spaces", (
+        "\u4eca\u65e5\u306f\u96e8\u304c\u964d\u3063\u3066\u3044\u307e\u3059\u3002",
+        "\u5098\u3092\u6301\u3063\u3066\u3044\u307e\u3059\u304b\uff1f",
+        "\u306f\u3044\u3001\u6301\u3063\u3066\u3044\u307e\u3059\uff01",
+    ), "\u3002 \uff1f \uff01 end sentences with no space after them"),
+    _unspaced("ja-quote-to", (
+        "\u5f7c\u306f\u300c\u3059\u3050\u884c\u304d\u307e\u3059\u3002\u300d\u3068\u8a00\u3063\u305f\u3002",
+        "\u3067\u3082\u3001\u6765\u306a\u304b\u3063\u305f\u3002",
+    ), "a quoted sentence followed by the particle \u3068 is part of the sentence around it"),
+    # Korean: spaces between words, ASCII punctuation, no letter case
+    _case("ko-spaces", (
+        "\uc624\ub298 \ub0a0\uc528\uac00 \uc815\ub9d0 \uc88b\ub124\uc694.",
+        "\uac19\uc774 \uc0b0\ucc45\ud560\uae4c\uc694?",
+        "\ub124, \uc88b\uc544\uc694!",
+    ), "ends before caseless Hangul words"),
+    _case("ko-version", (
+        "\ubc84\uc804 2.1\uc774 \uc5b4\uc81c \ucd9c\uc2dc\ub418\uc5c8\uc2b5\ub2c8\ub2e4.",
+        "\uc0c8 \uae30\ub2a5\uc774 \ub9ce\uc544\uc694!",
+    ), "a version number glued to a particle is not an end"),
+    # Malay
+    _case("ms-basic", (
+        "Saya pergi ke pasar pagi tadi.",
+        "Awak mahu ikut?",
+        "Jom!",
+    ), "plain Latin-script sentences"),
+    _case("ms-titles", (
+        "Pn. Aminah dan Dr. Siti tiba pada pukul 8.30 pagi.",
+        "Mereka terus bermesyuarat.",
+    ), "the titles Pn. and Dr. before a name and the time 8.30 are not ends"),
+    # Dutch
+    _case("nl-titles", (
+        "Dhr. Jansen en mevr. De Vries kwamen om 9 uur.",
+        "Ze bleven tot de avond.",
+    ), "dhr. and mevr. before a name are not ends"),
+    _case("nl-apostrophe-s", (
+        "\u2019s Morgens drinkt hij koffie.",
+        "\u2019s Avonds drinkt hij thee.",
+    ), "a sentence may open with \u2019s (des): the period before it ends a sentence"),
+    # Norwegian
+    _case("no-ordinal", (
+        "Vi m\u00f8tes 17. mai i Oslo.",
+        "Det blir fest!",
+    ), "an ordinal before a lowercase month is not an end"),
+    _case("no-clock", (
+        "Han kom kl. 8 og dro ca. 10.",
+        "Hvorfor s\u00e5 tidlig?",
+    ), "kl. and ca. before a number are not ends; the number at the end is"),
+    # Polish
+    _case("pl-street", (
+        "Mieszkam przy ul. D\u0142ugiej 5 w Krakowie.",
+        "Zapraszam!",
+    ), "ul. (street) before a capitalised name is not an end"),
+    _case("pl-np", (
+        "Odwiedzi\u0142em wiele miast, np. Gda\u0144sk i Pozna\u0144.",
+        "By\u0142o wspaniale.",
+    ), "np. (for example) before a capitalised name is not an end"),
+    # Portuguese
+    _case("pt-titles", (
+        "A Sra. Costa e o Dr. Lima chegaram \u00e0s 14h.",
+        "Voc\u00ea tamb\u00e9m vem?",
+    ), "Sra. and Dr. before a name are not ends"),
+    _case("pt-exclaim", (
+        "Que dia lindo!",
+        "Vamos \u00e0 praia?",
+        "Claro, vamos j\u00e1.",
+    ), "exclamation and question marks before capitalised words"),
+    # Russian: initials, «» quotes and dialogue dashes
+    _case("ru-initials", (
+        "\u0420\u043e\u043c\u0430\u043d \u043d\u0430\u043f\u0438\u0441\u0430\u043b \u041b. \u041d. \u0422\u043e\u043b\u0441\u0442\u043e\u0439.",
+        "\u041e\u043d \u0440\u0430\u0431\u043e\u0442\u0430\u043b \u043d\u0430\u0434 \u043d\u0438\u043c \u0448\u0435\u0441\u0442\u044c \u043b\u0435\u0442.",
+    ), "Cyrillic initials before a surname are not ends"),
+    _case("ru-dialogue", (
+        "\u00ab\u0422\u044b \u043f\u0440\u0438\u0434\u0451\u0448\u044c?\u00bb \u2014 \u0441\u043f\u0440\u043e\u0441\u0438\u043b\u0430 \u043e\u043d\u0430.",
+        "\u00ab\u0414\u0430\u00bb, \u2014 \u043e\u0442\u0432\u0435\u0442\u0438\u043b \u043e\u043d.",
+    ), "a dash and a lowercase word after a quoted question continue the sentence"),
+    # Swedish
+    _case("sv-quotes", (
+        "\u201dKommer du?\u201d fr\u00e5gade hon.",
+        "\u201dJa, strax!\u201d",
+        "Sedan gick vi.",
+    ), "Swedish opens and closes quotes with \u201d"),
+    _case("sv-abbreviations", (
+        "Vi ses kl. 15 p\u00e5 torsdag, t.ex. vid stationen.",
+        "Ta med paraply.",
+    ), "kl. before the hour and t.ex. are not ends"),
+    # Swahili
+    _case("sw-basic", (
+        "Habari za asubuhi?",
+        "Nzuri sana, asante.",
+        "Karibu tena!",
+    ), "plain Latin-script sentences"),
+    _case("sw-numbers", (
+        "Bei ya mkate ni shilingi 1.500 leo.",
+        "Jana ilikuwa nafuu zaidi.",
+    ), "a thousands separator is not an end"),
+    # Turkish: dotted and dotless capitals, ordinals
+    _case("tr-dotted-i", (
+        "\u0130stanbul\u2019a yar\u0131n gidiyorum.",
+        "Sen de gelir misin?",
+        "I\u015f\u0131klar \u00e7ok g\u00fczel!",
+    ), "sentences opening with \u0130 and I"),
+    _case("tr-ordinal", (
+        "Toplant\u0131 3. katta yap\u0131lacak.",
+        "Saat 14.00\u2019te ba\u015fl\u0131yor.",
+    ), "an ordinal before a lowercase word is not an end; 14.00\u2019te is one word"),
+    # Chinese: no spaces, full-width marks, full-width digits
+    _unspaced("zh-no-spaces", (
+        "\u6211\u4eec\u660e\u5929\u53bb\u5317\u4eac\u3002",
+        "\u4f60\u8981\u4e00\u8d77\u6765\u5417\uff1f",
+        "\u592a\u597d\u4e86\uff01",
+    ), "\u3002 \uff1f \uff01 end sentences with no space after them"),
+    _unspaced("zh-quotes-fullwidth-stop", (
+        "\u4ed6\u95ee\uff1a\u201c\u4f60\u5403\u996d\u4e86\u5417\uff1f\u201d",
+        "\u5706\u5468\u7387\u7ea6\u7b49\u4e8e\uff13\uff0e\uff11\uff14\u3002",
+        "\u8fd9\u4e2a\u6570\u5b57\u5f88\u6709\u540d\uff0e",
+        "\u4f60\u77e5\u9053\u5417\uff1f",
+    ), "a closing quote after \uff1f stays with it; the full-width \uff0e ends a sentence "
+       "except between digits"),
+]
+
+HARD_CASES.extend(MULTILINGUAL_CASES)

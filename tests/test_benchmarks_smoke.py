@@ -86,3 +86,20 @@ def test_bench_overlap_quick_mode(tmp_path, tokenizer_path):
     assert set(results["median"]) == {"in turn", "overlapped"}
     assert all(m["overlap"] >= 0 and m["t3_seconds"] > 0 for m in results["median"].values())
     assert results["cost_model"]["decode_fixed_seconds"] >= 0
+
+
+def test_bench_serve_quick_mode(tmp_path, tokenizer_path):
+    """The real `seqopt serve` on the tiny checkpoint with 1 and 2 clients: every request
+    answered, each request's audio the same shared and one at a time, and the shared
+    load's rows in one batch (no timing asserted)."""
+    data = _run_quick("bench_serve.py", tmp_path, tokenizer_path, "--threads", "1")
+    results = data["results"]
+    assert results["audio_mismatches"] == [] and results["server_exit_code"] == 0
+    loads = results["loads"]
+    assert set(loads) == {"1 client(s), together", "2 client(s), together", "2 client(s), staggered"}
+    for name, load in loads.items():
+        modes = [m for m in ("shared", "one at a time") if m in load]
+        assert all(load[m]["failed"] == [] and load[m]["audio_seconds"] > 0 for m in modes), name
+    together = loads["2 client(s), together"]
+    assert together["same_audio"] is True and together["one at a time"]["t3_batch_rows_max"] <= 1
+    assert together["shared"]["ttfa_p50"] > 0 and together["shared"]["per_request"][1]["pieces"] >= 1

@@ -30,14 +30,19 @@ from seqopt_core.types import Span
 __all__ = ["align_pieces", "blocks", "fallback_spans", "repair_spans", "spans_in_blocks"]
 
 _NON_SPACE = re.compile(r"\S")
-# A likely sentence end inside an over-long paragraph: end punctuation, closers, whitespace.
+# A likely sentence end inside an over-long paragraph: end punctuation (also the
+# CJK marks, the danda and the Arabic question mark), closers, whitespace.
 _SOFT_CUT = re.compile(
-    r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]\u00bb]*\s+"
+    r"[.!?\u2026\u3002\uff01\uff1f\u0964\u0965\u061f\u06d4][\"'\u201d\u2019)\]\u00bb]*\s+"
     r"(?=[\"'\u201c\u2018(\[\u00ab]?[^\W\d_])"
 )
 _SPACE_RUN = re.compile(r"\s+")
-# Last-resort sentence ends: end punctuation and closers, then whitespace.
-_PLAIN_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]\u00bb]*(?=\s)")
+# Last-resort sentence ends: end punctuation and closers, then whitespace; after the
+# CJK marks 。！？ no whitespace is needed.
+_PLAIN_END = re.compile(
+    r"[.!?\u2026\u0964\u0965\u061f\u06d4]+[\"'\u201d\u2019)\]\u00bb]*(?=\s)"
+    r"|[\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]\u00bb\u300d\u300f]*"
+)
 _STRAIGHT_QUOTES = frozenset("\"'")
 
 
@@ -241,8 +246,9 @@ def _last_cut(text: str, lo: int, hi: int) -> int:
         word = head.rsplit(None, 1)[-1] if head.strip() else ""
         if "." in word or (len(word) <= 3 and word[:1].isupper()):
             continue  # "U.S.", "Mr.", "J.": likely an abbreviation, not a sentence end
-        if text[m.end()].isupper() or not text[m.end()].isalpha():
-            last = m.end()
+        first = text[m.end()]
+        if first.isupper() or not first.isalpha() or first.lower() == first.upper():
+            last = m.end()  # a capital, a non-letter or a letter of a caseless script
     if last is not None and last < hi:
         return last
     for m in _SPACE_RUN.finditer(text, lo, hi):

@@ -1,4 +1,6 @@
-"""``regex``: a dependency-free English sentence splitter (standard library ``re`` only).
+"""``regex``: a dependency-free sentence splitter (standard library ``re`` only), with
+English rules for abbreviations and numbers and the sentence marks of the 23
+languages Chatterbox Multilingual speaks (see *Languages* below).
 
 The splitter never changes the text: it picks *cut positions* and returns the
 trimmed, non-empty pieces between them, so every non-whitespace character lies
@@ -17,8 +19,11 @@ Hard cuts (always a boundary):
   is ordinary whitespace: a line without terminal punctuation runs on into the
   next line (hard-wrapped prose stays one sentence, so a list of lowercase
   lines without markers or punctuation is one sentence too);
-* after a CJK sentence end (``。！？｡``) and any closing quotes or brackets after
-  it, whether or not whitespace follows;
+* after a CJK sentence end (``。！？｡``, and the full-width ``．`` unless it stands
+  between two digits as in ``３．１４``) or a danda (``।``, ``॥``) and any closing
+  quotes or brackets after it, whether or not whitespace follows, except where a
+  closed quote is continued by ``と``/``って`` or a comma (``「はい。」と言った``);
+  also after an ASCII ``!`` or ``?`` between two Han or kana characters;
 * before ``N)`` or ``b)`` (a number or lowercase letter closed by ``)``, as a
   word of its own) when the previous such marker of the same paragraph was
   ``N-1)`` or ``a)`` and the list was opened at a line start: ``1) Red 2) Blue``
@@ -83,6 +88,33 @@ next word:
   after the tag); tags are never cut inside and, holding no terminal
   punctuation, never end a sentence themselves.
 
+Languages
+---------
+
+* Terminal marks besides ``. ! ? …``: the Arabic question mark ``؟``, the Urdu
+  full stop ``۔``, the danda ``।`` and double danda ``॥`` (also with a space
+  before them, as Hindi often writes them), the Greek question mark ``;``
+  (U+037E). NFC turns U+037E into the ASCII ``;``, so an ASCII ``;`` followed by
+  whitespace and a word that does not start lowercase ends a sentence where the
+  48 characters before it hold more Greek than Latin letters; elsewhere it is a
+  semicolon.
+* Scripts without letter case (Arabic, Hebrew, Devanagari, Hangul, CJK) never
+  start a word "lowercase", so a ``.`` ends a sentence before them unless the
+  word it ends is an abbreviation above.
+* Quotes: the closers kept with a sentence include the German ``“`` (``„Ja.“``),
+  the Danish ``«`` (``»Ja?«``), the Swedish and Finnish ``”`` and CJK brackets
+  ``》〉】〕``; ``»`` ``›`` ``”`` glued to the next word open it (``»Kom!«``,
+  ``”Kom!”``); a spaced French closer (``Tu viens ? » Oui``) stays with its
+  sentence. ``¿`` and ``¡`` open the sentence they start.
+* A dash word followed by a lowercase word continues the sentence (dialogue:
+  ``«Ты придёшь?» — спросила она``).
+* Titles and abbreviations of other languages: ``bzw. vgl. ggf. evtl. inkl.
+  sog. dhr. mevr. np. tzw. ul.`` never end a sentence; ``Sra. Srta. Dra. Dña.
+  Sig. Dott. Avv. Ing. Hr. Dhr. Pn. Tn.`` (and the English ``Hon. Sen. Maj.``)
+  only when capitalised, since ``sig.``, ``hon.``, ``sen.``, ``maj.`` are common
+  Scandinavian words; ``kl.`` before a number is like ``No.``; an ordinal before a
+  capitalised German month (``am 3. Oktober``) is not a sentence end.
+
 Everything is found with linear-time regular expressions (no nested
 quantifiers over the same characters) plus, per candidate, work bounded by a
 fixed look-back (48 characters) or by the candidate's own word and ellipsis,
@@ -109,20 +141,74 @@ from seqopt_core.text import TAG_RE
 
 # --- character classes ----------------------------------------------------------
 
-_STRONG = "!?\u203c\u2047\u2048\u2049\u061f\u0964\u0965"  # ! ? ‼ ⁇ ⁈ ⁉ ؟ । ॥
+#: ! ? ‼ ⁇ ⁈ ⁉, the Arabic question mark ؟, the Urdu full stop ۔, the Devanagari
+#: danda । and double danda ॥, and the Greek question mark ; (U+037E, which NFC turns
+#: into the ASCII ";": that one is handled by :func:`_greek_question_cuts`).
+_STRONG = "!?\u203c\u2047\u2048\u2049\u061f\u06d4\u0964\u0965\u037e"
 _TERMINALS = "." + "\u2026" + _STRONG  # . … and the strong ones
-_CLOSERS = "\"'\u201d\u2019\u00bb\u203a)\\]}\uff09\u300d\u300f*_"  # " ' ” ’ » › ) ] } ） 」 』 * _
-_OPENERS = "\"'\u201c\u2018\u201e\u201a\u00ab\u2039(\\[{\uff08\u300c\u300e\u00bf\u00a1*_\\-\u2013\u2014"
+#: Closing quotes and brackets that stay with the sentence before them when they
+#: follow its end mark: " ' ” ’ » › ) ] } ） 」 』 * _, and the quotes that close in
+#: some languages only: “ ‘ (German „…“), « ‹ (Danish »…«), 》 〉 】 〕 〗 〙 ＂ ＇ ］ ｝.
+_CLOSERS = (
+    "\"'\u201d\u2019\u00bb\u203a)\\]}\uff09\u300d\u300f*_"
+    "\u201c\u2018\u00ab\u2039\u300b\u3009\u3011\u3015\u3017\u3019\uff02\uff07\uff3d\uff5d"
+)
+#: Opening quotes and brackets before a word, also » › ” glued to a word (Danish,
+#: Swedish and Finnish open quotes with them: »Kom!«, ”Kom!”).
+_OPENERS = (
+    "\"'\u201c\u2018\u201e\u201a\u00ab\u2039(\\[{\uff08\u300c\u300e\u00bf\u00a1*_\\-\u2013\u2014"
+    "\u00bb\u203a\u201d\u300a\u3008\u3010\u3014\u3016\u3018"
+)
 #: First characters of a word that continue a sentence rather than open one.
-_NON_START = frozenset(",;:.!?\u2026)]}\u201d\u00bb%")
+_NON_START = frozenset(",;:.!?\u2026)]}%\u060c\u061b\u3001\uff0c")
+#: A closing quote standing alone after the end mark, as French spaces it
+#: (``Tu viens ? » Oui``): it stays with the sentence.
+_SPACED_CLOSER = "(?:[^\\S\\n]+[\u00bb\u203a\u201d](?=\\s|\\Z))?"
+#: Dashes that may open a reply in dialogue (``«Ты придёшь?» — спросила она``).
+_DASHES = frozenset("-\u2013\u2014")
 
 # A terminal mark and the closers after it, then whitespace or the end of the text.
 # The lookahead captures (without consuming) the next word's opening punctuation
 # (group 1) and the character after it (group 2).
 _CANDIDATE_RE = re.compile(
-    f"[{re.escape(_TERMINALS)}][{_CLOSERS}]*(?=\\s+([{_OPENERS}]*)(\\S)|\\s*\\Z)"
+    f"[{re.escape(_TERMINALS)}][{_CLOSERS}]*{_SPACED_CLOSER}(?=\\s+([{_OPENERS}]*)(\\S)|\\s*\\Z)"
 )
-_CJK_END_RE = re.compile("[\u3002\uff01\uff1f\uff61]+[\u300d\u300f\u201d\u2019\uff09)\\]\"']*")
+#: Han and kana: an ASCII ``!`` or ``?`` between two of them ends a sentence too
+#: (``你好吗?我很好。``).
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+#: Sentence ends that need no space after them, each with the closing quotes and
+#: brackets after it in group 1 (taken whole, never backtracked): the CJK marks
+#: 。 ！ ？ ｡ ． (a lone ． between two digits, as in ３．１４, is a decimal point);
+#: a danda । ॥ glued to the next word (before whitespace it is a terminal like
+#: ``!``, so an emoji or tag after it stays with its sentence); an ASCII ``!`` ``?``
+#: followed by Han or kana (and, checked apart, preceded by one). Each pattern
+#: starts with a character class, which ``re`` scans for quickly.
+#: (Python 3.10 has no possessive quantifiers: "take them all" is a greedy run that no
+#: further one of them follows.)
+_UNSPACED_CLOSER = "[\u300d\u300f\u300b\u3009\u3011\u3015\u201d\u2019\u00bb\uff09\uff02)\\]\"']"
+_UNSPACED_CLOSERS = f"{_UNSPACED_CLOSER}*(?!{_UNSPACED_CLOSER})"
+_CJK_END_RE = re.compile(f"[\u3002\uff01\uff1f\uff61\uff0e]+(?![\u3002\uff01\uff1f\uff61\uff0e])({_UNSPACED_CLOSERS})")
+_DANDA_END_RE = re.compile(f"[\u0964\u0965]+(?![\u0964\u0965])({_UNSPACED_CLOSERS})(?=\\S)")
+_ASCII_IN_CJK_END_RE = re.compile(f"[!?]+(?![!?])({_UNSPACED_CLOSERS})(?=[{_CJK_CHARS}])")
+_CJK_CHAR_RE = re.compile(f"[{_CJK_CHARS}]")
+#: Any character those patterns need: text without one (most text in spaced
+#: scripts) is scanned once, not three times.
+_UNSPACED_HINT_RE = re.compile(f"[\u3002\uff01\uff1f\uff61\uff0e\u0964\u0965{_CJK_CHARS}]")
+_DIGITS = frozenset("0123456789\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
+#: After a quoted sentence closed by 」 ” ..., these continue the sentence around the
+#: quote: the Japanese quoting particles と and って (``「はい。」と言った``) and commas.
+_AFTER_QUOTE_CONTINUES = frozenset("\u3068\u3063\u3001\uff0c,")
+#: A Greek question mark written as the ASCII ``;`` (what NFC makes of U+037E), the
+#: closers after it, whitespace; group 1 is the next word's first character.
+_SEMICOLON_RE = re.compile(f";[{_CLOSERS}]*(?![{_CLOSERS}])(?=\\s+[{_OPENERS}]*(\\S))")
+_GREEK_LETTER = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")
+_LATIN_LETTER = re.compile("[A-Za-z\u00c0-\u024f]")
+#: German writes months capitalised, so an ordinal before one (``am 3. Oktober``)
+#: looks like a sentence end followed by a capital: it is not one.
+_CAPITALISED_MONTHS = frozenset(
+    """Januar J\u00e4nner Februar M\u00e4rz April Mai Juni Juli August September Oktober
+    November Dezember""".split()
+)
 _BLANK_LINE_RE = re.compile(r"\n(?:[^\S\n]*\n)+")
 _NEWLINE_RE = re.compile(r"\n")
 _MARKER_LINE_RE = re.compile(
@@ -164,14 +250,22 @@ _STRONG_CHARS = frozenset(_STRONG)
 
 #: Never end a sentence: titles before a name and Latin abbreviations mid-sentence.
 _NEVER_END = frozenset(
-    """mr mrs ms mx messrs mmes mme mlle dr prof rev hon rt gen col capt cpt lt sgt cpl
-    maj adm cmdr gov sen rep pres supt fr msgr mt e.g i.e cf viz vs""".split()
+    """mr mrs ms mx messrs mmes mme mlle dr prof rev rt gen col capt cpt lt sgt cpl
+    adm cmdr gov rep pres supt fr msgr mt e.g i.e cf viz vs
+    bzw vgl ggf evtl inkl sog dhr mevr np tzw ul""".split()
+)
+#: Titles that never end a sentence when written capitalised (``Sig. Rossi``,
+#: ``Sra. Gómez``, ``Hr. Jensen``, ``Sen. Smith``); lowercase they may be ordinary
+#: words ending a sentence (Danish ``Han satte sig.``, Swedish ``frågade hon.``,
+#: ``Vi kom sen.``, ``i maj.``), so they are matched exactly.
+_CAPITALISED_TITLES = frozenset(
+    "Hon Sen Maj Sra Srta Sres Dra D\u00f1a Sig Dott Avv Ing Hr Dhr Pn Tn".split()
 )
 #: Do not end a sentence when a digit follows (``No. 5``, ``Jan. 5``, ``p. 12``).
 _NUMBER_PREFIXES = frozenset(
     """no nos nr fig figs vol vols p pp ch chap sec secs art arts eq eqs ref refs pg para
     par op tab ex exh approx ca est tel ext apt ste bldg rm jan feb mar apr jun jul aug
-    sep sept oct nov dec n\u00b0 n\u00ba""".split()
+    sep sept oct nov dec n\u00b0 n\u00ba kl""".split()
 )
 #: End a sentence only before a common sentence opener.
 _OPENER_ONLY = frozenset({"st"})
@@ -220,7 +314,7 @@ def _is_transparent(text: str, start: int, end: int) -> bool:
 
 
 class RegexSentenceSplitter:
-    """Rule-based English sentence splitter; see the module docstring for the rules."""
+    """Rule-based sentence splitter (English rules, 23 languages' marks); see the module docstring."""
 
     def __init__(self, options: RegexSplitterOptions | None = None) -> None:
         self.options = options or RegexSplitterOptions()
@@ -247,7 +341,8 @@ class RegexSentenceSplitter:
             cuts += (m.start(), m.end())
         if self.options.split_on_newlines:
             cuts += [m.start() for m in _NEWLINE_RE.finditer(text)]
-        cuts += [m.end() for m in _CJK_END_RE.finditer(text)]
+        cuts += _unspaced_end_cuts(text)
+        cuts += _greek_question_cuts(text)
         rev = text[::-1]
         cuts += _paren_marker_cuts(text, rev, paragraphs)
         cuts += self._terminal_cuts(text, rev, tags, paragraphs)
@@ -284,6 +379,8 @@ class RegexSentenceSplitter:
                     continue
                 lead, p = text[nxt], _LEADING_OPENERS.match(text, nxt).end()
             continues = lead in _NON_START or (p < n and text[p].islower())
+            if not continues and lead in _DASHES:
+                continues = _dash_then_lowercase(text, nxt)
             run_start = terminal
             while run_start > 0 and text[run_start - 1] in _TERMINAL_CHARS:
                 run_start -= 1
@@ -327,6 +424,10 @@ class RegexSentenceSplitter:
         lower = body.lower()
         if lower in self._never_end or lower.rpartition(".")[2] in self._never_end:
             return False  # also "Tuesday.Mr. Smith": a title glued to the word before
+        if body in _CAPITALISED_TITLES:
+            return False
+        if len(body) <= 2 and body.isdigit() and _next_word(text, p) in _CAPITALISED_MONTHS:
+            return False  # a German date: "am 3. Oktober"
         if lower in _NUMBER_PREFIXES and p < len(text) and text[p].isdigit():
             return False
         am_pm = _AM_PM.fullmatch(body)
@@ -419,6 +520,67 @@ def _skip_transparent(text: str, pos: int, event_tags: dict[int, int]) -> tuple[
             cut = m.end(1)
         else:
             return cut, start
+
+
+def _unspaced_end_cuts(text: str) -> list[int]:
+    """Cuts after sentence ends that need no space after them (``。`` ``！`` ``？``
+    ``．``, ``।`` ``॥`` glued to the next word, ``!`` ``?`` between Han or kana) and
+    the closers after them, except where a closed quote is continued
+    (``「はい。」と言った``, ``“好。”，他说``)."""
+    cuts: list[int] = []
+    if _UNSPACED_HINT_RE.search(text) is None:
+        return cuts
+    n = len(text)
+    matches = [*_CJK_END_RE.finditer(text), *_DANDA_END_RE.finditer(text)]
+    if _CJK_CHAR_RE.search(text) is not None:
+        matches += [m for m in _ASCII_IN_CJK_END_RE.finditer(text)
+                    if m.start() > 0 and _CJK_CHAR_RE.match(text, m.start() - 1)]
+    for m in matches:
+        start, end = m.start(), m.end()
+        if text[start:m.start(1)] == "\uff0e" and 0 < start and end < n \
+                and text[start - 1] in _DIGITS and text[end] in _DIGITS:
+            continue  # a full-width decimal point: ３．１４
+        if m.group(1) and end < n and text[end] in _AFTER_QUOTE_CONTINUES:
+            continue
+        cuts.append(end)
+    return cuts
+
+
+def _greek_question_cuts(text: str) -> list[int]:
+    """Cuts after ``;`` used as a question mark: where the text before it (the last
+    :data:`_LOOK_BACK` characters) has more Greek than Latin letters and the next
+    word does not start lowercase (``Τι ώρα είναι; Οκτώ.``). Elsewhere ``;`` is a
+    semicolon, a clause mark."""
+    cuts: list[int] = []
+    if ";" not in text:
+        return cuts
+    for m in _SEMICOLON_RE.finditer(text):
+        if m.group(1).islower():
+            continue
+        window = text[max(0, m.start() - _LOOK_BACK) : m.start()]
+        if len(_GREEK_LETTER.findall(window)) > len(_LATIN_LETTER.findall(window)):
+            cuts.append(m.end())
+    return cuts
+
+
+def _dash_then_lowercase(text: str, pos: int) -> bool:
+    """True when the dash word at ``pos`` is followed by a lowercase word: a reply in
+    dialogue (``«Ты придёшь?» — спросила она``, ``"Stop!" — he said``)."""
+    end = pos
+    while end < len(text) and text[end] in _DASHES:
+        end += 1
+    m = _NEXT_TOKEN_RE.match(text, end)
+    if m is None:
+        return False
+    word = m.group(1)
+    start = _LEADING_OPENERS.match(word).end()
+    return start < len(word) and word[start].islower()
+
+
+def _next_word(text: str, p: int) -> str:
+    """The letters at ``p`` (``""`` when none)."""
+    m = _LETTERS.match(text, p)
+    return m.group() if m else ""
 
 
 def _paren_marker_cuts(text: str, rev: str, paragraphs: list[int]) -> list[int]:
@@ -567,7 +729,7 @@ def seqopt_sentence_splitters() -> list[SentenceSplitterSpec]:
             name="regex",
             factory=RegexSentenceSplitter,
             options=RegexSplitterOptions,
-            description="dependency-free rule-based English splitter (abbreviations, "
-            "initials, decimals, URLs, quotes, lists, event tags)",
+            description="dependency-free rule-based splitter (English abbreviations, "
+            "initials, decimals, URLs, quotes, lists, event tags; the sentence marks of 23 languages)",
         )
     ]
