@@ -48,17 +48,25 @@ def seqopt_engines() -> list[EngineSpec]:
 def seqopt_register_commands(cli: Any) -> None:
     @cli.command("make-checkpoint")
     @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--model", type=click.Choice(["english", "multilingual", "turbo"]),
+                  default="english", show_default=True,
+                  help="which released model's layout: English, Multilingual (23 languages) or "
+                       "Turbo (GPT-2 T3, meanflow S3Gen)")
     @click.option("--scale", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
                   help="tiny: same structure, small enough for tests; full: the released sizes")
     @click.option("--seed", type=int, default=0, show_default=True,
                   help="random seed (same seed, same files)")
     @click.option("--tokenizer", metavar="PATH",
-                  help="the released tokenizer.json to copy in (default: $SEQOPT_TOKENIZER)")
-    def make_checkpoint(directory: str, scale: str, seed: int, tokenizer: str | None) -> None:
+                  help="English only: the released tokenizer.json to copy in "
+                       "(default: $SEQOPT_TOKENIZER)")
+    def make_checkpoint(directory: str, model: str, scale: str, seed: int,
+                        tokenizer: str | None) -> None:
         """Write a random-weight Chatterbox checkpoint in the released file layout.
 
         Random weights make noise, not speech: use it to run and measure the real
-        model code without the released weights (tests, benchmarks).
+        model code without the released weights (tests, benchmarks). Multilingual
+        and Turbo get structural tokenizer files (token counts are not the released
+        vocabularies').
         """
         from rich.console import Console
         from rich.text import Text
@@ -72,14 +80,22 @@ def seqopt_register_commands(cli: Any) -> None:
             raise EngineUnavailableError(
                 f"the Chatterbox engine needs the chatterbox extra ({exc.name or exc} is missing): "
                 f"{INSTALL}") from None
-        source = resolve_tokenizer_path(tokenizer)
+        if model == "english":
+            source = resolve_tokenizer_path(tokenizer)
+        elif tokenizer:
+            raise click.UsageError(f"--tokenizer is for --model english only; {model} gets "
+                                   "seqopt's structural tokenizer files")
+        else:
+            source = None
         console = Console(stderr=True)
-        with console.status(Text(f"writing a {scale} random checkpoint to {directory}")) as status:
+        what = f"{scale} {model} random checkpoint"
+        with console.status(Text(f"writing a {what} to {directory}")) as status:
             info = write_random_checkpoint(
-                directory, scale=scale, seed=seed, tokenizer=source,
-                progress=lambda msg: status.update(Text(f"{scale} checkpoint: {msg}")))
+                directory, model=model, scale=scale, seed=seed, tokenizer=source,
+                progress=lambda msg: status.update(Text(f"{what}: {msg}")))
         for name, size in info.files.items():
             click.echo(f"{name:20} {size / 2**20:10.1f} MiB")
-        click.echo(f"{scale} random-weight checkpoint (seed {seed}) in {info.path}, "
+        label = scale if model == "english" else f"{scale} {model}"
+        click.echo(f"{label} random-weight checkpoint (seed {seed}) in {info.path}, "
                    f"{info.total_bytes / 2**20:.1f} MiB, {info.seconds:.1f} s. "
                    "Random weights make noise, not speech.")

@@ -1,7 +1,9 @@
 """Chatterbox checkpoints in the released file layout: architectures, a shape-driven loader, and a
 random-weight writer.
 
-The folder holds exactly the released files (what ``ChatterboxTTS.from_local`` reads)::
+For the English model (the default) the folder holds exactly the released files (what
+``ChatterboxTTS.from_local`` reads); the Multilingual and Turbo layouts are in
+:data:`.files.LAYOUTS` (``model="multilingual"`` / ``"turbo"`` everywhere)::
 
     ve.safetensors      VoiceEncoder state dict
     t3_cfg.safetensors  T3 state dict (Llama backbone + Chatterbox embeddings and heads)
@@ -33,7 +35,12 @@ from __future__ import annotations
 
 from ..tiny_s3gen import S3GenArch
 from .arch import (
+    ARCHS,
     RELEASED_ARCH,
+    RELEASED_MTL_ARCH,
+    RELEASED_TURBO_ARCH,
+    TINY_MTL_ARCH,
+    TINY_TURBO_ARCH,
     TINY_ARCH,
     CheckpointArch,
     Scale,
@@ -45,6 +52,9 @@ from .arch import (
     infer_ve_arch,
 )
 from .files import (
+    LAYOUTS,
+    MODELS,
+    ModelLayout,
     CHECKPOINT_FILES,
     CONDS_FILE,
     REQUIRED_FILES,
@@ -58,6 +68,14 @@ from .loader import LoadedCheckpoint, _quiet_perth_watermarker, load_checkpoint
 from .random_writer import CheckpointInfo, write_random_checkpoint
 
 __all__ = [
+    "ARCHS",
+    "LAYOUTS",
+    "MODELS",
+    "ModelLayout",
+    "RELEASED_MTL_ARCH",
+    "RELEASED_TURBO_ARCH",
+    "TINY_MTL_ARCH",
+    "TINY_TURBO_ARCH",
     "CHECKPOINT_FILES",
     "CONDS_FILE",
     "RELEASED_ARCH",

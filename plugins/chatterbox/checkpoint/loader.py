@@ -5,6 +5,10 @@ their tensors (:mod:`.arch`), builds upstream's modules through :mod:`.arch`'s b
 the weights into them, then reads the tokenizer and the optional built-in voice (``conds.pt``).
 The result, :class:`LoadedCheckpoint`, also holds the lock every engine on it shares and a
 Perth watermarker made on first use without Perth's line on standard output.
+
+``model`` picks the layout (:data:`.files.LAYOUTS`): ``english`` (the default), ``multilingual``
+(an upstream ``MTLTokenizer``) or ``turbo`` (GPT-2 T3, meanflow S3Gen, a ``transformers`` GPT-2
+tokenizer); :meth:`LoadedCheckpoint.to_tts` wraps the modules in that model's upstream class.
 """
 
 from __future__ import annotations
@@ -19,15 +23,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from ..tiny_s3gen import build_s3gen, s3gen_ignorable_missing_keys
-from .arch import CheckpointArch, _arch_of_states, build_t3, build_ve
+from ..tiny_s3gen import s3gen_ignorable_missing_keys
+from .arch import CheckpointArch, _arch_of_states, build_s3gen_for, build_t3, build_ve
 from .files import (
     _METADATA_KEY,
+    CANGJIE_FILE,
+    LAYOUTS,
     CONDS_FILE,
     S3GEN_FILE,
-    T3_FILE,
     TOKENIZER_FILE,
-    VE_FILE,
     CheckpointError,
     _checked_folder,
     _read_tensors,
@@ -49,7 +53,9 @@ class LoadedCheckpoint:
     s3gen: torch.nn.Module
     """An upstream ``S3Gen`` (``S3Token2Wav``)."""
     ve: VoiceEncoder
-    tokenizer: EnTokenizer
+    tokenizer: Any
+    """``EnTokenizer`` (English), ``MTLTokenizer`` (Multilingual) or a ``transformers`` GPT-2
+    tokenizer (Turbo)."""
     conds: Conditionals | None
     """The built-in voice from ``conds.pt``, or ``None`` when the folder has none."""
     arch: CheckpointArch
@@ -60,6 +66,8 @@ class LoadedCheckpoint:
     """T3's dtype; S3Gen and the VoiceEncoder always stay float32."""
     seconds: float
     """Wall time of the load."""
+    model: str = "english"
+    """``english``, ``multilingual`` or ``turbo``."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     """Held while these modules run (see :meth:`ChatterboxEngine.work
     <seqopt_plugins.chatterbox.engine.ChatterboxEngine.work>`): every engine
@@ -90,17 +98,18 @@ class LoadedCheckpoint:
             return self._watermarker
 
     def to_tts(self, *, with_watermarker: bool = True) -> ChatterboxTTS:
-        """Upstream's ``ChatterboxTTS`` around these modules (as ``from_local`` would build it).
+        """Upstream's ``ChatterboxTTS`` around these modules (as ``from_local`` would build it);
+        ``ChatterboxMultilingualTTS`` / ``ChatterboxTurboTTS`` for those models.
 
         Its watermarker is this checkpoint's shared one (:meth:`watermarker`)
         instead of a new Perth network announced on standard output, which is what
         ``ChatterboxTTS.__init__`` would make; ``with_watermarker=False`` leaves it
         ``None`` (enough for ``prepare_conditionals``, not for ``generate``).
         """
-        from chatterbox.tts import ChatterboxTTS
         from chatterbox.models.s3gen import S3GEN_SR
 
-        tts = ChatterboxTTS.__new__(ChatterboxTTS)  # the attributes __init__ sets, minus Perth
+        tts_class = _tts_class(self.model)
+        tts = tts_class.__new__(tts_class)  # the attributes __init__ sets, minus Perth
         tts.sr = S3GEN_SR
         tts.t3, tts.s3gen, tts.ve, tts.tokenizer = self.t3, self.s3gen, self.ve, self.tokenizer
         tts.device = str(self.device)
@@ -142,6 +151,7 @@ def _quiet_perth_watermarker() -> Any:
 def load_checkpoint(
     directory: str | os.PathLike[str],
     *,
+    model: str = "english",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> LoadedCheckpoint:
@@ -152,38 +162,46 @@ def load_checkpoint(
     upstream's declared ``ignore_state_dict_missing`` (two recomputable tokenizer buffers that some
     released files omit) and any unexpected key is an error. ``dtype`` applies to T3 (and the
     voice's T3 conditionals); S3Gen and the VoiceEncoder stay float32 because their upstream code
-    builds float32 tensors internally. Raises :class:`CheckpointError` naming the file at fault.
+    builds float32 tensors internally. ``model`` (``english``, ``multilingual``, ``turbo``) names
+    the layout. Raises :class:`CheckpointError` naming the file at fault (and, for a folder of
+    another model, that model).
     """
     started = time.perf_counter()
-    folder = _checked_folder(directory)
+    folder = _checked_folder(directory, model)
+    layout = LAYOUTS[model]
     device = torch.device(device)
-    states = {name: _read_tensors(folder / name) for name in (VE_FILE, T3_FILE, S3GEN_FILE)}
-    arch = _arch_of_states(folder, states.__getitem__)
-    ve = _load_into(build_ve(arch.ve), states.pop(VE_FILE), folder / VE_FILE)
-    t3 = _load_into(build_t3(arch.t3), states.pop(T3_FILE), folder / T3_FILE)
-    s3gen = _load_into(build_s3gen(arch.s3gen), states.pop(S3GEN_FILE), folder / S3GEN_FILE)
+    files = layout.weights
+    states = {name: _read_tensors(folder / name) for name in files.values()}
+    arch = _arch_of_states(folder, states.__getitem__, model)
+    ve = _load_into(build_ve(arch.ve), states.pop(files["ve"]), folder / files["ve"])
+    t3 = _load_into(build_t3(arch.t3), states.pop(files["t3"]), folder / files["t3"])
+    s3gen = _load_into(build_s3gen_for(arch), states.pop(files["s3gen"]), folder / files["s3gen"])
+    if arch.t3.backbone == "gpt2":
+        del t3.tfmr.wte  # as ChatterboxTurboTTS.from_local: T3 feeds its own embeddings
     t3.to(device=device, dtype=dtype).eval()
     s3gen.to(device).eval()
     ve.to(device).eval()
-    conds = _load_conds(folder / CONDS_FILE, device, dtype)
+    conds = _load_conds(folder / CONDS_FILE, device, dtype, model)
     return LoadedCheckpoint(
         path=folder,
         t3=t3,
         s3gen=s3gen,
         ve=ve,
-        tokenizer=_load_tokenizer(folder / TOKENIZER_FILE),
+        tokenizer=_TOKENIZER_LOADERS[model](folder),
         conds=conds,
         arch=arch,
-        random_weights=_written_at_random(folder / T3_FILE),
+        random_weights=_written_at_random(folder / files["t3"]),
         device=device,
         dtype=dtype,
         seconds=time.perf_counter() - started,
+        model=model,
     )
 
 
 def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> Any:
     """``load_state_dict`` that reports a mismatch as a :class:`CheckpointError` naming ``path``."""
     ignorable = s3gen_ignorable_missing_keys() if path.name == S3GEN_FILE else frozenset()
+    # (Multilingual's s3gen.pt and Turbo's s3gen_meanflow load strict=True upstream.)
     try:
         result = module.load_state_dict(state, strict=not ignorable)
     except RuntimeError as exc:
@@ -199,8 +217,27 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
     return module
 
 
-def _load_conds(path: Path, device: torch.device, dtype: torch.dtype) -> Conditionals | None:
-    from chatterbox.tts import Conditionals
+def _tts_class(model: str) -> Any:
+    if model == "multilingual":
+        from chatterbox.mtl_tts import ChatterboxMultilingualTTS
+
+        return ChatterboxMultilingualTTS
+    if model == "turbo":
+        from chatterbox.tts_turbo import ChatterboxTurboTTS
+
+        return ChatterboxTurboTTS
+    from chatterbox.tts import ChatterboxTTS
+
+    return ChatterboxTTS
+
+
+def _load_conds(
+    path: Path, device: torch.device, dtype: torch.dtype, model: str = "english"
+) -> Conditionals | None:
+    import importlib
+
+    module = {"multilingual": "chatterbox.mtl_tts", "turbo": "chatterbox.tts_turbo"}
+    Conditionals = importlib.import_module(module.get(model, "chatterbox.tts")).Conditionals
 
     if not path.is_file():
         return None
@@ -221,6 +258,89 @@ def _load_tokenizer(path: Path) -> EnTokenizer:
         return EnTokenizer(str(path))
     except Exception as exc:  # tokenizers' own error, or upstream's assert on [START]/[STOP]
         raise CheckpointError(f"{path} is not a Chatterbox English tokenizer: {exc!r}") from exc
+
+
+def _load_mtl_tokenizer(folder: Path) -> Any:
+    """Upstream ``MTLTokenizer`` on the folder's grapheme vocabulary, without the network.
+
+    ``MTLTokenizer.__init__`` fetches ``Cangjie5_TC.json`` through ``hf_hub_download`` and builds
+    ``spacy_pkuseg``'s segmenter, which downloads its model on first use (and raises a
+    ``ConnectionError`` offline). This runs the same steps locally: the Cangjie table from the
+    folder (as ``ChineseCangjieConverter._load_cangjie_mapping`` parses it; none when absent) and
+    the segmenter only when pkuseg's model is already installed, else ``None`` (upstream's own
+    fallback without pkuseg: Chinese words are then not space-separated).
+    """
+    from chatterbox.models.tokenizers.tokenizer import ChineseCangjieConverter, MTLTokenizer
+    from tokenizers import Tokenizer
+
+    path = folder / LAYOUTS["multilingual"].tokenizer_files[0]
+    tokenizer = MTLTokenizer.__new__(MTLTokenizer)
+    try:
+        tokenizer.tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.check_vocabset_sot_eot()
+    except Exception as exc:  # tokenizers' own error, or upstream's assert on [START]/[STOP]
+        raise CheckpointError(
+            f"{path} is not a Chatterbox Multilingual grapheme tokenizer: {exc!r}"
+        ) from exc
+    converter = ChineseCangjieConverter.__new__(ChineseCangjieConverter)
+    converter.word2cj, converter.cj2word = _read_cangjie(folder / CANGJIE_FILE)
+    converter.segmenter = _installed_pkuseg()
+    tokenizer.cangjie_converter = converter
+    return tokenizer
+
+
+def _read_cangjie(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    word2cj: dict[str, str] = {}
+    cj2word: dict[str, list[str]] = {}
+    if not path.is_file():
+        return word2cj, cj2word
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        for entry in entries:
+            word, code = entry.split("\t")[:2]
+            word2cj[word] = code
+            cj2word.setdefault(code, []).append(word)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a Cangjie table (a JSON list of \"character<TAB>code\" strings): {exc}"
+        ) from exc
+    return word2cj, cj2word
+
+
+def _installed_pkuseg() -> Any:
+    """``spacy_pkuseg.pkuseg()`` when its default model is on disk, else ``None``."""
+    try:
+        from spacy_pkuseg import pkuseg
+    except ImportError:
+        return None
+    if not (Path.home() / ".pkuseg" / "spacy_ontonotes").is_dir():
+        return None
+    try:
+        return pkuseg()
+    except Exception:  # noqa: BLE001 - a broken model install: segment nothing, as upstream
+        return None
+
+
+def _load_turbo_tokenizer(folder: Path) -> Any:
+    """``AutoTokenizer.from_pretrained(folder)`` with the pad token Turbo's ``from_local`` sets."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
+        raise CheckpointError(
+            f"{folder} has no readable Chatterbox Turbo (GPT-2) tokenizer: {exc!r}"
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+_TOKENIZER_LOADERS = {
+    "english": lambda folder: _load_tokenizer(folder / TOKENIZER_FILE),
+    "multilingual": _load_mtl_tokenizer,
+    "turbo": _load_turbo_tokenizer,
+}
 
 
 def _written_at_random(path: Path) -> bool:

@@ -5,7 +5,13 @@
 :mod:`.arch`'s builders at the released sizes (``scale="full"``) or seqopt's tiny ones
 (``scale="tiny"``), and a random built-in voice shaped like ``prepare_conditionals`` output.
 
-Determinism: the same ``seed`` and ``scale`` give byte-identical files (each component draws from
+``model`` picks which release's layout and structure (``english``, the default;
+``multilingual``; ``turbo``; see :data:`.files.LAYOUTS` and :data:`.arch.ARCHS`). English copies
+the released ``tokenizer.json`` it is given; Multilingual and Turbo get seqopt's structural
+tokenizer files (:mod:`.tokenizer_files`): token counts with them are structural, not the
+released vocabularies'.
+
+Determinism: the same ``model``, ``seed`` and ``scale`` give byte-identical files (each component draws from
 torch's RNG seeded from ``seed`` and the component's name, inside ``torch.random.fork_rng`` so the
 caller's RNG state is untouched).
 
@@ -30,13 +36,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .arch import _ARCH_BY_SCALE, COMPONENT_FILES, CheckpointArch, Scale, build_module
+from .arch import ARCHS, CheckpointArch, Scale, build_module
 from .files import (
     _METADATA_KEY,
-    CHECKPOINT_FILES,
+    CANGJIE_FILE,
     CONDS_FILE,
     TOKENIZER_FILE,
     CheckpointError,
+    layout_of,
 )
 from .loader import _load_tokenizer
 
@@ -45,7 +52,9 @@ if TYPE_CHECKING:
     from chatterbox.tts import Conditionals
 
 SPEECH_COND_PROMPT_LEN = 150
-"""``T3Config.speech_cond_prompt_len``: S3 tokens of the voice prompt T3 conditions on."""
+"""``T3Config.speech_cond_prompt_len`` of English and Multilingual: S3 tokens of the voice prompt
+T3 conditions on (the written voice takes each model's own, ``T3Arch.speech_cond_prompt_len``:
+375 for Turbo)."""
 GEN_PROMPT_TOKENS: Mapping[str, int] = {"tiny": 50, "full": 250}
 """S3Gen voice-prompt length in tokens (25/s) of the random built-in voice: 2 s / 10 s
 (10 s is upstream's ``DEC_COND_LEN``); the prompt mel has twice as many frames."""
@@ -61,13 +70,14 @@ class CheckpointInfo:
     seed: int
     arch: CheckpointArch
     files: Mapping[str, int]
-    """File name -> size in bytes, for the five files of the layout."""
+    """File name -> size in bytes, for every file of the model's layout."""
     parameters: Mapping[str, int]
     """``t3`` / ``s3gen`` / ``ve`` -> number of saved tensor elements."""
     gen_prompt_tokens: int
     """Length of the built-in voice's S3Gen prompt in ``conds.pt`` (tokens; mel frames = 2x)."""
     seconds: float
     """Wall time of the whole write."""
+    model: str = "english"
 
     @property
     def total_bytes(self) -> int:
@@ -79,7 +89,8 @@ def write_random_checkpoint(
     *,
     scale: Scale = "tiny",
     seed: int = 0,
-    tokenizer: str | os.PathLike[str],
+    tokenizer: str | os.PathLike[str] | None = None,
+    model: str = "english",
     progress: Callable[[str], None] | None = None,
 ) -> CheckpointInfo:
     """Write a random-weight Chatterbox checkpoint in the released layout into ``directory``.
@@ -87,25 +98,40 @@ def write_random_checkpoint(
     ``scale="full"`` has the released sizes exactly (upstream's ``ChatterboxTTS.from_local``
     loads it; T3 alone is about 2 GB in fp32), ``"tiny"`` the same structure small enough for
     fast tests (:data:`TINY_ARCH`). ``tokenizer`` is the released English ``tokenizer.json``,
-    copied in. The same ``seed`` and ``scale`` give byte-identical files. ``progress`` receives a
+    copied in (English only: the other models get structural tokenizer files). ``model`` is
+    ``english``, ``multilingual`` or ``turbo``. The same ``seed`` and ``scale`` give byte-identical files. ``progress`` receives a
     line per step. Each file is written to a temporary name and renamed, so an interrupted write
     leaves no half-written file under a released name. The weights make noise, not speech.
     """
     started = time.perf_counter()
-    if scale not in _ARCH_BY_SCALE:
+    layout = layout_of(model)
+    if (model, scale) not in ARCHS:
         raise CheckpointError(f"scale must be 'tiny' or 'full', not {scale!r}")
-    arch = _ARCH_BY_SCALE[scale]
-    tokenizer_src = _checked_tokenizer_source(tokenizer)
+    arch = ARCHS[(model, scale)]
+    if model == "english":
+        if tokenizer is None:
+            raise CheckpointError(
+                "an English checkpoint needs the released tokenizer.json: pass tokenizer=PATH"
+            )
+        tokenizer_src = _checked_tokenizer_source(tokenizer)
+    elif tokenizer is not None:
+        raise CheckpointError(
+            f"tokenizer= is for English checkpoints only; {layout.title} gets seqopt's "
+            "structural tokenizer files"
+        )
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _line: None)
-    metadata = {_METADATA_KEY: json.dumps({"random_weights": True, "scale": scale, "seed": seed})}
+    record = {"random_weights": True, "scale": scale, "seed": seed}
+    if model != "english":
+        record["model"] = model
+    metadata = {_METADATA_KEY: json.dumps(record)}
 
     parameters: dict[str, int] = {}
-    for name, filename in COMPONENT_FILES.items():
+    for name, filename in layout.weights.items():
         say(f"building random {name} ({scale})")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_component_seed(seed, name))
+            torch.manual_seed(_component_seed(seed, _seed_key(model, name)))
             module = build_module(arch, name)
             if name == "t3":
                 _init_t3_own_layers(module)
@@ -113,10 +139,14 @@ def write_random_checkpoint(
         say(f"wrote {filename} ({_mib(folder / filename)})")
         del module
 
-    _atomic_copy(tokenizer_src, folder / TOKENIZER_FILE)
-    say(f"copied {TOKENIZER_FILE}")
+    if model == "english":
+        _atomic_copy(tokenizer_src, folder / TOKENIZER_FILE)
+        say(f"copied {TOKENIZER_FILE}")
+    else:
+        _write_structural_tokenizer(model, folder)
+        say(f"wrote structural tokenizer files {', '.join(layout.tokenizer_files)}")
     prompt_tokens = GEN_PROMPT_TOKENS[scale]
-    conds = _random_conds(arch, prompt_tokens, _component_seed(seed, "conds"))
+    conds = _random_conds(arch, prompt_tokens, _component_seed(seed, _seed_key(model, "conds")))
     _atomic_write(folder / CONDS_FILE, conds.save)
     say(f"wrote {CONDS_FILE}")
     return CheckpointInfo(
@@ -124,11 +154,30 @@ def write_random_checkpoint(
         scale=scale,
         seed=seed,
         arch=arch,
-        files={name: (folder / name).stat().st_size for name in CHECKPOINT_FILES},
+        files={name: (folder / name).stat().st_size for name in layout.files},
         parameters=parameters,
         gen_prompt_tokens=prompt_tokens,
         seconds=time.perf_counter() - started,
+        model=model,
     )
+
+
+def _seed_key(model: str, component: str) -> str:
+    """The name a component's seed is drawn from (English keeps its original names)."""
+    return component if model == "english" else f"{model}/{component}"
+
+
+def _write_structural_tokenizer(model: str, folder: Path) -> None:
+    """seqopt's structural tokenizer files for ``model`` (see :mod:`.tokenizer_files`)."""
+    from . import tokenizer_files
+
+    if model == "multilingual":
+        name = layout_of(model).tokenizer_files[0]
+        _atomic_write(folder / name, tokenizer_files.write_mtl_tokenizer)
+        _atomic_write(folder / CANGJIE_FILE, tokenizer_files.write_cangjie_table)
+        return
+    for name, text in tokenizer_files.turbo_tokenizer_files().items():
+        _atomic_write(folder / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
 
 
 def _checked_tokenizer_source(tokenizer: str | os.PathLike[str]) -> Path:
@@ -176,7 +225,7 @@ def _random_conds(arch: CheckpointArch, prompt_tokens: int, seed: int) -> Condit
     t3_cond = T3Cond(
         speaker_emb=speaker / speaker.norm(dim=1, keepdim=True),
         cond_prompt_speech_tokens=torch.randint(
-            0, _S3_TOKENS, (1, SPEECH_COND_PROMPT_LEN), generator=gen
+            0, _S3_TOKENS, (1, arch.t3.speech_cond_prompt_len), generator=gen
         ),
         emotion_adv=0.5 * torch.ones(1, 1, 1),
     )
@@ -192,10 +241,15 @@ def _random_conds(arch: CheckpointArch, prompt_tokens: int, seed: int) -> Condit
 
 
 def _save_module(module: torch.nn.Module, path: Path, metadata: dict[str, str]) -> int:
+    """Save ``module``'s state dict as safetensors (with seqopt's record) or, for a ``.pt``
+    name (Multilingual's ``ve.pt`` / ``s3gen.pt``), with ``torch.save`` as released."""
     from safetensors.torch import save_file
 
     state = {name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+    if path.suffix == ".pt":
+        _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    else:
+        _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
     return sum(tensor.numel() for tensor in state.values())
 
 
