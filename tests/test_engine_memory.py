@@ -34,12 +34,16 @@ SECOND_HALF_GROWTH_BOUND_MB = 10.0
 
 
 def make_pipeline(checkpoint, *, watermark: bool = True, benchmark_tokens_per_text_token: float = 1.0,
-                  **synthesis) -> Pipeline:
+                  chunk_size: int | None = None, **synthesis) -> Pipeline:
+    """The rtx4090 profile (its chunks sized from this machine's measured costs), or
+    fixed chunks of ``chunk_size`` where a test needs a known number of them."""
     options = {"checkpoint": str(checkpoint), "watermark": watermark,
                "benchmark_tokens_per_text_token": benchmark_tokens_per_text_token}
-    return Pipeline.from_config(profile="rtx4090", overrides={
-        "engine": {"options": options}, "synthesis": {"seed": 3, **synthesis},
-        "planner": {"target_tokens": 20, "max_tokens": 30}})
+    overrides = {"engine": {"options": options}, "synthesis": {"seed": 3, **synthesis},
+                 "planner": {"target_tokens": 20, "max_tokens": 30}}
+    if chunk_size is not None:
+        overrides["chunk_policy"] = {"name": "fixed", "options": {"chunk_size": chunk_size}}
+    return Pipeline.from_config(profile="rtx4090", overrides=overrides)
 
 
 def _trimmed_resident_mb() -> float:
@@ -151,7 +155,8 @@ def test_the_engine_never_runs_a_model_with_autograd_on(tiny_checkpoint, monkeyp
 def test_grad_mode_of_the_caller_is_its_own_between_chunks(tiny_checkpoint):
     """Inference mode is on only while the engine works: code that runs between two
     chunks (the caller's) sees its own grad mode."""
-    pipeline = make_pipeline(tiny_checkpoint, watermark=True)  # 16 tokens: chunks of 10 and 6
+    # 16 tokens in fixed chunks of 10 and 6 (the deadline policy's sizes depend on the machine)
+    pipeline = make_pipeline(tiny_checkpoint, watermark=True, chunk_size=10)
     stream = pipeline.stream(TEXT)
     next(stream)
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
