@@ -146,7 +146,6 @@ class RequestResult:
     index: int
     chars: int
     arrival: float
-    sent: float = 0.0
     pieces: list[tuple[float, int]] = field(default_factory=list)  # (arrived, bytes)
     ended: float = 0.0
     status: int = 0
@@ -168,7 +167,6 @@ class RequestResult:
 def speak(client: Any, url: str, text: str, seed: int, result: RequestResult, start: float) -> None:
     """POST one request, streaming the PCM body into ``result``."""
     body = {"model": "rtx4090", "input": text, "voice": "default", "response_format": "pcm", "seed": seed}
-    result.sent = time.perf_counter() - start
     audio = bytearray()
     try:
         with client.stream("POST", f"{url}/v1/audio/speech", json=body) as response:
@@ -331,10 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         config = write_config(work, folder, args.seed, args.watermark)
         serve_args = ["--config", str(config), "--device", args.device,
                       "--max-streams", str(max(clients)), "--max-queue", str(max(clients))]
-        env_threads = {}
-        if args.threads:
-            env_threads = {"OMP_NUM_THREADS": str(args.threads)}
-            os.environ.update(env_threads)
+        if args.threads:  # the server's torch threads (the child inherits the environment)
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)
         note(f"starting seqopt serve ({' '.join(serve_args)})")
         started = time.perf_counter()
         server = ServerProcess(serve_args, work / "server.log")

@@ -469,7 +469,6 @@ class SegmentScheduler:
             if jobs:
                 self._clocks.pop(jobs[0].stream, None)
                 self._stops.pop(jobs[0].stream, None)
-            if jobs:
                 self._playback.pop(jobs[0].stream, None)
 
     def _clocked(self, chunks: Iterator[ChunkOutput], clock: _StreamClock, pause: float,
@@ -1083,19 +1082,12 @@ class SegmentScheduler:
         for row in list(self._rows_out.values()):
             if row.stream in stopped and row.failure is None:
                 row.failure, told = StreamStopped(), True
-        queued = [j for j in (*self._queue, *self._stream_queue) if j.stream in stopped]
-        flying = [j for j in self._in_flight.values() if j.stream in stopped]
-        if not queued and not flying:
+        keys = {j.key for j in (*self._queue, *self._stream_queue, *self._in_flight.values())
+                if j.stream in stopped}
+        if not keys:
             return told
-        self._queue = deque(j for j in self._queue if j.stream not in stopped)
-        for job in [j for j in list(self._stream_queue) if j.stream in stopped]:
-            self._stream_queue.remove(job)  # in place: a stream may add one meanwhile
-        if flying:
-            drop = getattr(self._batch, "drop", None)
-            if drop is None:  # they run to their end, unread
-                self._abandoned.update(j.key for j in flying)
-            else:
-                drop([self._in_flight.pop(j.key) for j in flying])  # freed now
+        self._unqueue(keys)
+        self._drop_rows(keys)
         if self._batch is not None and not self._batch.rows and not self._queue and not self._stream_queue:
             self._close_batch()
         return True
@@ -1159,22 +1151,37 @@ class SegmentScheduler:
             return
         keys = {j.key for j in jobs}
         with self._lock:
-            self._queue = deque(j for j in self._queue if j.key not in keys)
-            for job in [j for j in list(self._stream_queue) if j.key in keys]:
-                self._stream_queue.remove(job)  # in place: a stream may add one meanwhile
+            self._unqueue(keys)
             for key in keys:
                 self._results.pop(key, None)
             ours = [key for key in self._in_flight if key in keys]
             if len(ours) == len(self._in_flight) and not self._queue and not self._stream_queue:
                 self._in_flight.clear()
                 self._close_batch()  # frees the KV cache now
-            elif ours:  # other streams' rows share the batch
-                drop = getattr(self._batch, "drop", None)
-                if drop is None:  # ours run to their end, unread
-                    self._abandoned.update(ours)
-                    return
+            elif ours and getattr(self._batch, "drop", None) is None:
+                self._abandoned.update(ours)  # other streams' rows share the batch: ours run on, unread
+            elif ours:  # other streams' rows share the batch: ours leave it now
                 with self.engine.work(self.attention, stage="tokens" if self.overlap else "all"):
-                    drop([self._in_flight.pop(key) for key in ours])  # freed now
+                    self._drop_rows(keys)
+
+    def _unqueue(self, keys: set[int]) -> None:
+        """The jobs of ``keys`` leave both queues (called with the lock)."""
+        self._queue = deque(j for j in self._queue if j.key not in keys)
+        for job in [j for j in list(self._stream_queue) if j.key in keys]:
+            self._stream_queue.remove(job)  # in place: a stream may add one meanwhile
+
+    def _drop_rows(self, keys: set[int]) -> None:
+        """The rows of ``keys`` in flight leave the shared batch (called with the lock and
+        the model held): freed now where the batch can drop rows, else run to their end
+        unread."""
+        ours = [key for key in self._in_flight if key in keys]
+        if not ours:
+            return
+        drop = getattr(self._batch, "drop", None)
+        if drop is None:
+            self._abandoned.update(ours)
+        else:
+            drop([self._in_flight.pop(key) for key in ours])
 
     def _close_batch(self) -> None:
         if self._batch is not None:

@@ -53,20 +53,21 @@ MTL_LANGUAGES_SAMPLE = {
 }
 
 
+def _tiny(tmp_path_factory, model: str, arch) -> Path:
+    folder = tmp_path_factory.mktemp(f"{model}-tiny")
+    info = write_random_checkpoint(folder, model=model, scale="tiny", seed=0)
+    assert info.arch == arch and info.model == model
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mtl_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("mtl-tiny")
-    info = write_random_checkpoint(folder, model="multilingual", scale="tiny", seed=0)
-    assert info.arch == TINY_MTL_ARCH and info.model == "multilingual"
-    return folder
+    return _tiny(tmp_path_factory, "multilingual", TINY_MTL_ARCH)
 
 
 @pytest.fixture(scope="session")
 def turbo_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("turbo-tiny")
-    info = write_random_checkpoint(folder, model="turbo", scale="tiny", seed=0)
-    assert info.arch == TINY_TURBO_ARCH and info.model == "turbo"
-    return folder
+    return _tiny(tmp_path_factory, "turbo", TINY_TURBO_ARCH)
 
 
 @pytest.fixture(scope="session")
