@@ -16,6 +16,7 @@ from .config import (
     LoadedConfig,
     PipelineConfig,
     build_loaded_config,
+    config_language,
     load_config,
     merge_config,
     plugin_host_for,
@@ -83,13 +84,15 @@ def build_planner(
     # synthesizes later learns of a bad [context_policy] at once.
     resolved = resolve_config(loaded, host)
     est, spl = resolved["estimator"], resolved["splitter"]
+    language = config_language(loaded, host)
     return SegmentPlanner(
         host.create("splitter", spl.name, spl.options),
-        host.create("estimator", est.name, est.options),
+        host.create("estimator", est.name, est.options, language=language),
         loaded.config.planner.settings(),
         splitter_name=spl.name,
         estimator_name=est.name,
         on_plan=host.segment_planned,
+        language=language,
     )
 
 

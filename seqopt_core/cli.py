@@ -54,6 +54,7 @@ OPTION_NAMES = {
     "engine.options.checkpoint": "--checkpoint",
     "synthesis.device": "--device",
     "synthesis.seed": "--seed",
+    "synthesis.language": "--language",
 }
 
 
@@ -67,8 +68,10 @@ def _load(config_path: str | None, profile: str | None, overrides: dict[str, Any
 
 
 def _overrides(splitter: str | None, estimator: str | None, tokenizer: str | None,
-               target: int | None, max_tokens: int | None) -> dict[str, Any]:
+               target: int | None, max_tokens: int | None, language: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if language:
+        out["synthesis"] = {"language": language}
     if splitter:
         out["splitter"] = {"name": splitter}
     if estimator:
@@ -154,9 +157,13 @@ _file_opt = click.option("-f", "--file", "file", metavar="FILE",
 _config_opt = click.option("--config", "config_path", metavar="FILE", type=click.Path(),
                            help="TOML or JSON config file")
 _profile_opt = click.option("--profile", metavar="NAME",
-                            help="built-in profile: baseline or rtx4090 (default: rtx4090)")
+                            help="built-in profile: baseline, rtx4090, multilingual or turbo "
+                                 "(default: rtx4090)")
 _splitter_opt = click.option("--splitter", metavar="NAME", help="sentence splitter (see seqopt plugins)")
 _json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+_language_opt = click.option("--language", metavar="CODE",
+                             help="language of the text: en, fr, zh... (ISO 639-1; default: the engine's, en); "
+                                  "the engine must speak it (seqopt plugins lists its languages)")
 
 
 @main.command()
@@ -166,17 +173,19 @@ _json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON ins
 @_profile_opt
 @_splitter_opt
 @click.option("--estimator", metavar="NAME", help="token estimator: chatterbox (exact) or ratio")
-@click.option("--tokenizer", metavar="PATH", help="Chatterbox tokenizer.json for the exact estimator")
+@click.option("--tokenizer", metavar="PATH", help="the exact estimator's tokenizer: a file (English: tokenizer.json) "
+              "or a checkpoint folder holding it")
 @click.option("--target", type=click.IntRange(min=1), help="target tokens per segment")
 @click.option("--max", "max_tokens", type=click.IntRange(min=1, max=2048), help="maximum tokens per segment")
+@_language_opt
 @_json_opt
-def plan(text, file, config_path, profile, splitter, estimator, tokenizer, target, max_tokens, as_json):
+def plan(text, file, config_path, profile, splitter, estimator, tokenizer, target, max_tokens, language, as_json):
     """Cut TEXT into segments of about the target token count."""
     from .api import build_planner
 
     source = read_input(text, file)
     planner = build_planner(_load(config_path, profile,
-                                  _overrides(splitter, estimator, tokenizer, target, max_tokens)))
+                                  _overrides(splitter, estimator, tokenizer, target, max_tokens, language)))
     result = _plan_with_progress(planner, source)
     if as_json:
         _emit_json(result.to_dict())
@@ -209,15 +218,16 @@ def plan(text, file, config_path, profile, splitter, estimator, tokenizer, targe
 @_config_opt
 @_profile_opt
 @_splitter_opt
+@_language_opt
 @_json_opt
-def sentences(text, file, config_path, profile, splitter, as_json):
+def sentences(text, file, config_path, profile, splitter, language, as_json):
     """Print the sentence spans a splitter finds in TEXT (no packing)."""
     from .api import plugin_host
     from .config import resolve_config
     from .planner import split_sentences
 
     source = read_input(text, file)
-    loaded = _load(config_path, profile, _overrides(splitter, None, None, None, None))
+    loaded = _load(config_path, profile, _overrides(splitter, None, None, None, None, language))
     host = plugin_host(loaded)
     spl = resolve_config(loaded, host)["splitter"]
     spans = split_sentences(source, host.create("splitter", spl.name, spl.options), spl.name)
@@ -259,7 +269,7 @@ def plugins(as_json):
                 slot: [{"name": s.name, "provider": s.provider, "description": s.description,
                         "enabled": s.enabled, "reason": s.availability.reason,
                         "install": s.availability.install, "clash": list(s.clash),
-                        "capabilities": s.spec.capabilities()}
+                        "capabilities": s.spec.capabilities(), **_engine_fields(s.spec)}
                        for s in rows if s.slot == slot]
                 for slot in SLOTS
             },
@@ -291,6 +301,8 @@ def plugins(as_json):
         declared = [k for k, v in s.spec.capabilities().items() if v]
         if declared:
             description.append(f" [{', '.join(declared)}]", style="dim")
+        if getattr(s.spec, "languages", ()):
+            description.append(f" languages: {', '.join(s.spec.languages)}", style="dim")
         table.add_row(_text(s.slot), _text(s.name), _text(s.provider), status, description)
     console.print(table)
     problems = [p for p in infos if p.status != "loaded"]
@@ -303,13 +315,20 @@ def plugins(as_json):
         console.print(ptable)
 
 
+def _engine_fields(spec: Any) -> dict[str, Any]:
+    """An engine record's languages and paired estimator, for ``seqopt plugins --json``."""
+    if not hasattr(spec, "languages"):
+        return {}
+    return {"languages": list(spec.languages), "estimator": spec.estimator}
+
+
 def _model_overrides(*, voice: str | None = None, checkpoint: str | None = None, device: str | None = None,
-                     seed: int | None = None) -> dict[str, Any] | None:
+                     seed: int | None = None, language: str | None = None) -> dict[str, Any] | None:
     """The model flags as config overrides: --voice and --checkpoint are the engine's options,
-    --device and --seed the shared [synthesis] settings (OPTION_NAMES names them back)."""
+    --device, --seed and --language the shared [synthesis] settings (OPTION_NAMES names them back)."""
     overrides: dict[str, Any] = {}
     engine = {k: v for k, v in (("voice", voice), ("checkpoint", checkpoint)) if v is not None}
-    synthesis = {k: v for k, v in (("device", device), ("seed", seed)) if v is not None}
+    synthesis = {k: v for k, v in (("device", device), ("seed", seed), ("language", language)) if v is not None}
     if synthesis:
         overrides["synthesis"] = synthesis
     if engine:
@@ -352,9 +371,10 @@ def _pcm16(audio) -> bytes:
 @_profile_opt
 @click.option("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
 @click.option("--seed", type=int, help="sampling seed, for reproducible output")
+@_language_opt
 @click.option("--metrics", "metrics_path", metavar="FILE", type=click.Path(),
               help="write per-chunk, per-segment and per-run metrics as JSON")
-def speak(text, file, output, raw, voice, checkpoint, config_path, profile, device, seed, metrics_path):
+def speak(text, file, output, raw, voice, checkpoint, config_path, profile, device, seed, language, metrics_path):
     """Synthesize TEXT (or -f FILE) to a WAV file or to stdout, streaming.
 
     The WAV file is written as audio arrives, to a temporary file beside OUT
@@ -379,7 +399,7 @@ def speak(text, file, output, raw, voice, checkpoint, config_path, profile, devi
 
     console = _stderr_console()
     loaded = _load(config_path, profile, _model_overrides(voice=voice, checkpoint=checkpoint,
-                                                          device=device, seed=seed))
+                                                          device=device, seed=seed, language=language))
     host = _engine_available(loaded)
     _preflight(host, loaded, console)  # a bad voice fails now, not after the model loaded
     # Open the output before the model loads: a read-only folder or a full disk fails now.
@@ -676,6 +696,11 @@ def serve(host, port, config_path, profile, checkpoint, device, voices_dir, api_
     default = default or DEFAULT_PROFILE
     # The config file is laid over each profile, as `--config F --profile P` does for speak.
     loaded = {name: _load(config_path, name, overrides) for name in [default, *(n for n in names if n != default)]}
+    # One loaded model serves them all: the default and the built-in profiles made for the
+    # same model as it (rtx4090 and baseline for Chatterbox; multilingual for Multilingual).
+    model = {name: _load(None, name, None).config.engine.name for name in names}
+    loaded = {name: cfg for name, cfg in loaded.items()
+              if name == default or model[name] == model.get(default, model[DEFAULT_PROFILE])}
     console = _stderr_console()
     host_plugins = _engine_available(loaded[default])
     _preflight(host_plugins, loaded[default], console)
@@ -773,12 +798,13 @@ class _RichProgress:
 @click.option("--tokens-per-text-token", type=click.FloatRange(min=0, min_open=True), metavar="R",
               help="benchmark length mode: exactly R speech tokens per text token, stop token "
               "ignored (default: 1.0 with a random-weight checkpoint, else off)")
+@_language_opt
 @click.option("--no-warmup", is_flag=True, help="skip the untimed warm-up run of each configuration")
 @click.option("--no-plots", is_flag=True, help="write only the JSON and the Markdown report")
 @click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default="seqopt-compare",
               show_default=True, help="folder for comparison.json, report.md and the PNG plots")
 def compare(files, profiles, configs, lengths, classes, class_tokens, checkpoint, device, repeats, seed,
-            tokens_per_text_token, no_warmup, no_plots, out_dir):
+            tokens_per_text_token, language, no_warmup, no_plots, out_dir):
     """Compare pipeline configurations on the same texts, side by side.
 
     Loads the model once, runs every configuration on every text in this one
@@ -807,7 +833,7 @@ def compare(files, profiles, configs, lengths, classes, class_tokens, checkpoint
     console = _stderr_console()
     with console.status("loading the model"):
         runner = harness.ComparisonRunner(contenders, checkpoint=checkpoint, device=device, seed=seed,
-                                          tokens_per_text_token=tokens_per_text_token)
+                                          tokens_per_text_token=tokens_per_text_token, language=language)
     if runner.random_weights:
         console.print("[yellow]note:[/] this checkpoint has random weights: the audio is noise, not "
                       f"speech; every segment gets {runner.tokens_per_text_token:g} speech tokens per "

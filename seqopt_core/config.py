@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError, DuplicateStrategyError, SeqoptError
+from .languages import normalized_language, run_language
 from .planner import MODEL_MAX_TOKENS, PlannerSettings
 from .plugins import PluginHost
 from .strategies import SLOTS
@@ -215,6 +216,10 @@ class SynthesisConfig(BaseModel):
     overlap: bool | Literal["auto"] = Field(
         "auto", description="generate the next chunk's tokens in another thread while a chunk is "
         "decoded, where the engine can (auto: the engine's choice for the device)")
+    language: str | None = Field(
+        None, description="the language of the text, a code such as en, fr or zh (ISO 639-1); "
+        "none: the engine's default (en). The engine must speak it (`seqopt plugins` lists "
+        "each engine's languages)")
     costs: str = Field(
         "auto", min_length=1, description="what the device's work costs, for a chunk policy that plans "
         "with it (deadline): auto (measured once per device and engine settings, then cached) or the "
@@ -230,6 +235,13 @@ class SynthesisConfig(BaseModel):
                    "decode_batch_size": "decode segments one at a time"}[info.field_name]
             raise ValueError(f"{info.field_name} must be 'auto' or a whole number from 1 to "
                              f"{MAX_BATCH_SIZE}, got {value!r}; use 1 to {one}")
+        return value
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language_code(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return normalized_language(value)
         return value
 
     @model_validator(mode="after")
@@ -587,7 +599,18 @@ def resolve_config(loaded: LoadedConfig, host: PluginHost,
             raise options_error(slot, choice.name, info.spec.options, exc,
                                 source=loaded.origin(f"{slot}.options")) from None
         resolved[slot] = ResolvedSlot(slot, choice.name, info.provider, options)
+    if "engine" in resolved:
+        config_language(loaded, host)  # a language the engine does not speak fails here
     return resolved
+
+
+def config_language(loaded: LoadedConfig, host: PluginHost) -> str | None:
+    """The language runs of ``loaded`` speak: ``synthesis.language``, checked against what
+    its engine's record declares, else the engine's default (see :mod:`seqopt_core.languages`)."""
+    name = loaded.config.engine.name
+    spec = host.strategy("engine", name).spec
+    return run_language(loaded.config.synthesis.language, name, getattr(spec, "languages", ()),
+                        source=loaded.origin("synthesis.language"))
 
 
 @dataclass(frozen=True)
@@ -614,6 +637,7 @@ def build_strategies(loaded: LoadedConfig, host: PluginHost,
     lacks, not the config's fault) leave the slot in ``not_built`` with the reason.
     """
     resolved = resolved if resolved is not None else resolve_config(loaded, host)
+    language = config_language(loaded, host)
     built: dict[str, Any] = {}
     not_built: dict[str, str] = {}
     errors: list[str] = []
@@ -627,7 +651,7 @@ def build_strategies(loaded: LoadedConfig, host: PluginHost,
             not_built[slot] = "slow to build (loads a model or a large library)"
             continue
         try:
-            built[slot] = host.create(slot, r.name, r.options)
+            built[slot] = host.create(slot, r.name, r.options, language=language)
         except ConfigError as exc:
             first = first or exc
             errors.append(f"{loaded.origin(slot + '.options')}: {exc}")

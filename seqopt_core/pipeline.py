@@ -53,6 +53,7 @@ from .costs import (
 )
 from .engine import AttentionSettings, Engine, EngineRuntime, SegmentJob
 from .errors import ConfigError, PluginError, SeqoptError
+from .languages import run_language
 from .planner import SegmentPlanner
 from .plugins import PluginHost
 from .scheduler import ChunkOutput, SegmentScheduler, StreamStopped
@@ -215,7 +216,8 @@ class Pipeline:
                  host: PluginHost, settings: SynthesisConfig | None = None,
                  independent_segments: bool = True, batching: bool = True,
                  uses_playback: bool = False, batched_decode: bool = False,
-                 concurrent_stages: bool = False, voices: bool = False) -> None:
+                 concurrent_stages: bool = False, voices: bool = False,
+                 languages: tuple[str, ...] = (), estimator_options: Any = None) -> None:
         self.planner = planner
         self.engine = engine
         self.host = host
@@ -238,6 +240,11 @@ class Pipeline:
         self.voices = voices
         self._voice_engines: dict[tuple[str, int, int], Engine] = {}
         self._voices_lock = threading.Lock()
+        #: What the engine's record says it speaks (its default first; ``stream(language=...)``).
+        self.languages = tuple(languages)
+        self._estimator_options = estimator_options
+        self._planners: dict[str, SegmentPlanner] = {}
+        self.scheduler.planner_for = self.planner_for  # a failed segment re-planned in its language
         #: Told what is happening while the device's costs are measured (a message), if set.
         self.on_status: Callable[[str], None] | None = None
         #: Metrics of the run that ended last (set in one step when a stream is
@@ -308,7 +315,30 @@ class Pipeline:
                    independent_segments=context_spec.independent_segments,
                    batching=engine_spec.batching, uses_playback=chunk_spec.uses_playback,
                    batched_decode=engine_spec.batched_decode,
-                   concurrent_stages=engine_spec.concurrent_stages, voices=engine_spec.voices)
+                   concurrent_stages=engine_spec.concurrent_stages, voices=engine_spec.voices,
+                   languages=engine_spec.languages, estimator_options=_estimator_options(loaded, host))
+
+    def planner_for(self, language: str | None) -> SegmentPlanner:
+        """The planner for texts in ``language`` (``None``: the config's, :attr:`planner`):
+        the same splitter and limits, the estimator counting for that language, and every
+        segment stamped with it, so the engine tokenizes it so. A language the engine does
+        not speak raises :class:`ConfigError` listing the ones it does."""
+        if language is None or language.strip().lower() == self.planner.language:
+            return self.planner
+        name = str(self.engine.describe().get("name"))
+        code = run_language(language, name, self.languages, key="language")
+        with self._voices_lock:
+            planner = self._planners.get(code)
+            if planner is None:
+                base = self.planner
+                estimator = base.estimator
+                if getattr(self.host.strategy("estimator", base.estimator_name).spec, "per_language", False):
+                    estimator = self.host.create("estimator", base.estimator_name, self._estimator_options,
+                                                 language=code)
+                planner = SegmentPlanner(base.splitter, estimator, base.settings, splitter_name=base.splitter_name,
+                                         estimator_name=base.estimator_name, on_plan=base.on_plan, language=code)
+                self._planners[code] = planner
+        return planner
 
     def _overlap(self, engine: Engine, concurrent_stages: bool) -> bool:
         """``synthesis.overlap``: only for an engine whose record declares
@@ -391,7 +421,8 @@ class Pipeline:
         """Measure the device's costs now: :data:`~seqopt_core.costs.CALIBRATION_TEXT`
         streamed in chunks of ``sizes`` with no context, stopped after them."""
         text = CALIBRATION_TEXT
-        segment = Segment(0, text, 0, len(text), self.planner.estimator.count(text), "end")
+        segment = Segment(0, text, 0, len(text), self.planner.estimator.count(text), "end",
+                          self.planner.language)
         job = SegmentJob(-1, segment, self.settings.seed if self.settings.seed is not None else 0)
         chunks = self.scheduler.measure_chunks(job, sizes)
         measured = [(c.speech_tokens, c.context_tokens, c.t3_seconds, c.decode_seconds) for c in chunks]
@@ -426,7 +457,7 @@ class Pipeline:
     # -- streaming ------------------------------------------------------------------
 
     def stream(self, text: str, plan: SegmentPlan | None = None, *, seed: int | None | object = ...,
-               voice: str | os.PathLike[str] | None = None) -> AudioStream:
+               voice: str | os.PathLike[str] | None = None, language: str | None = None) -> AudioStream:
         """Audio chunks of ``text`` in order, as soon as each is ready.
 
         ``plan`` reuses a plan the caller already made of this same text (its
@@ -452,26 +483,32 @@ class Pipeline:
 
         ``seed`` replaces ``synthesis.seed`` for this stream (``None``: unseeded);
         ``voice`` is a reference audio file to speak in (:meth:`voice_engine`; an
-        engine that declares ``voices``), prepared before anything is yielded.
+        engine that declares ``voices``), prepared before anything is yielded;
+        ``language`` replaces ``synthesis.language`` for this stream's text
+        (:meth:`planner_for`: a language the engine does not speak is refused now).
+        Streams in different languages share the engine's batches.
         """
-        return self._stream(text, plan, lookahead=self.settings.lookahead, seed=seed, voice=voice)
+        planner = self.planner_for(language)
+        return self._stream(text, plan, lookahead=self.settings.lookahead, seed=seed, voice=voice, planner=planner)
 
     def _stream(self, text: str, plan: SegmentPlan | None, *, lookahead: bool, seed: int | None | object = ...,
-                voice: str | os.PathLike[str] | None = None) -> AudioStream:
+                voice: str | os.PathLike[str] | None = None, planner: SegmentPlanner | None = None) -> AudioStream:
         if seed is ...:
             seed = self.settings.seed
         elif seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ConfigError(f"seed must be a whole number of at least 0 (or None), got {seed!r}")
         engine = self.voice_engine(voice) if voice is not None else None
         run = _Run()
-        return AudioStream(self._run(text, plan, run, lookahead=lookahead, seed=seed, engine=engine), run)
+        return AudioStream(self._run(text, plan, run, lookahead=lookahead, seed=seed, engine=engine,
+                                     planner=planner), run)
 
     def _run(self, text: str, plan: SegmentPlan | None, run: _Run, *, lookahead: bool,
-             seed: Any = None, engine: Engine | None = None) -> Generator[AudioChunk, None, None]:
+             seed: Any = None, engine: Engine | None = None,
+             planner: SegmentPlanner | None = None) -> Generator[AudioChunk, None, None]:
         started = time.perf_counter()
         self.engine.reset_peak_memory()
         if plan is None:
-            plan = self.planner.plan(text)
+            plan = (planner or self.planner).plan(text)
         metrics = RunMetrics(GenerationEvent(plan, 0, 0, 0.0, 0.0, None))
         audio_seconds, first_audio, chunk_count = 0.0, None, 0
         completed = False
@@ -572,6 +609,12 @@ def _busy_machine() -> str | None:
     if load and load[0] > cpus:
         return f"load average {load[0]:.1f} on {cpus} CPUs"
     return None
+
+
+def _estimator_options(loaded: Any, host: PluginHost) -> Any:
+    """The config's estimator options, validated (what :meth:`Pipeline.planner_for` builds with)."""
+    choice = loaded.config.estimator
+    return host.strategy("estimator", choice.name).spec.validated(choice.options)
 
 
 def _with_engine_tokenizer(loaded: Any, host: PluginHost, resolved: dict[str, ResolvedSlot],

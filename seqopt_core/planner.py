@@ -123,8 +123,11 @@ class SegmentPlanner:
         splitter_name: str | None = None,
         estimator_name: str | None = None,
         on_plan: Callable[[SegmentPlan], None] | None = None,
+        language: str | None = None,
     ) -> None:
         self.on_plan = on_plan
+        #: The language every planned segment is stamped with (the estimator counts for it).
+        self.language = language
         self.splitter = splitter
         self.estimator = estimator
         self.settings = settings or PlannerSettings()
@@ -157,7 +160,8 @@ class SegmentPlanner:
         short = len(whole) <= WHOLE_TEXT_CHARS_PER_TOKEN * s.threshold
         whole_tokens = self.estimator.count(whole.text(text)) if short else s.threshold + 1
         if whole_tokens <= s.threshold:
-            segments.append(Segment(0, whole.text(text), whole.start, whole.end, whole_tokens, "end"))
+            segments.append(Segment(0, whole.text(text), whole.start, whole.end, whole_tokens, "end",
+                                    self.language))
         else:
             paragraphs = paragraph_spans(text) if s.paragraph_breaks else [whole]
             for p_index, para in enumerate(paragraphs):
@@ -177,6 +181,7 @@ class SegmentPlanner:
             max_tokens=s.max_tokens,
             source_length=len(text),
             planning_seconds=time.perf_counter() - started,
+            language=self.language,
         )
         if self.on_plan is not None:
             self.on_plan(plan)
@@ -271,5 +276,5 @@ class SegmentPlanner:
                         j, n = j + 1, more
             guess = max(j - i, 1)
             start, end = units[i].span.start, units[j].span.end
-            out.append(Segment(len(out), text[start:end], start, end, n, units[j].kind))
+            out.append(Segment(len(out), text[start:end], start, end, n, units[j].kind, self.language))
             i = j + 1

@@ -307,11 +307,13 @@ class PluginHost:
             notes.append(f" Plugins that failed to load: {'; '.join(broken)}")
         return "".join(notes)
 
-    def create(self, slot: str, name: str, options: Any = None) -> Any:
+    def create(self, slot: str, name: str, options: Any = None, *, language: str | None = None) -> Any:
         """Build strategy ``name`` of ``slot`` with ``options`` (a dict or its options model).
 
         Bad options raise :class:`ConfigError` naming the strategy, the key and
-        the keys it accepts, the same message a config file gets.
+        the keys it accepts, the same message a config file gets. ``language`` is
+        the run's language, for an estimator whose record is ``per_language``
+        (other strategies ignore it).
         """
         info = self.strategy(slot, name)
         if not info.enabled:
@@ -319,6 +321,8 @@ class PluginHost:
             raise StrategyUnavailableError(
                 f"{slot} {name!r} is disabled: {info.availability.reason}.{install}"
             )
+        if getattr(info.spec, "per_language", False):
+            return info.spec.create(options, language)
         return info.spec.create(options)
 
     def create_engine(self, name: str, options: Any = None, runtime: Any = None) -> Any:

@@ -323,6 +323,9 @@ class SegmentScheduler:
         self.independent_segments = independent_segments
         self.batching_allowed = batching
         self.planner = planner
+        #: The planner for a language (the pipeline's ``planner_for``), so that a failed
+        #: segment is re-planned with the estimator of its own language; ``None``: ``planner``.
+        self.planner_for: Callable[[str | None], SegmentPlanner] | None = None
         self.crossfade_ms = crossfade_ms
         self.batch_size = batch_size
         self.uses_playback = uses_playback
@@ -810,7 +813,8 @@ class SegmentScheduler:
         target = max(MIN_RETRY_TARGET, segment.tokens // 2)
         settings = PlannerSettings(target_tokens=target, max_tokens=max(target, segment.tokens - 1),
                                    split_threshold_tokens=target)
-        splitter = SegmentPlanner(self.planner.splitter, self.planner.estimator, settings)
+        base = self.planner_for(segment.language) if self.planner_for is not None else self.planner
+        splitter = SegmentPlanner(base.splitter, base.estimator, settings, language=segment.language)
         try:
             parts = splitter.plan(segment.text).segments
         except Exception:  # noqa: BLE001 - cannot split further
@@ -823,7 +827,7 @@ class SegmentScheduler:
         t3_seconds, text_tokens, stopped_by = 0.0, 0, "stop_token"
         for n, part in enumerate(parts):
             piece = Segment(segment.index, part.text, segment.start + part.start,
-                            segment.start + part.end, part.tokens, segment.boundary)
+                            segment.start + part.end, part.tokens, segment.boundary, segment.language)
             try:
                 chunks = list(self._streamed(replace(job, key=next(self._keys), segment=piece), shared=False))
             except Exception as exc:  # noqa: BLE001

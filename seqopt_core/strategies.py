@@ -232,10 +232,36 @@ def _module_available(name: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
 class TokenEstimatorSpec(StrategySpec[TokenEstimator]):
-    """Registry record of a token estimator (slot ``estimator``)."""
+    """Registry record of a token estimator (slot ``estimator``).
+
+    ``per_language`` declares that what the estimator counts depends on the
+    language of the text (a multilingual tokenizer adds a language token and
+    preprocesses some scripts): its factory is then called as
+    ``factory(options, language)``, with the run's language (``synthesis.language``,
+    else the engine's default; a lowercase ISO 639-1 code), and a language it
+    cannot count raises :class:`~seqopt_core.errors.OptionValueError` with
+    ``key="language"``.
+    """
 
     slot_key: ClassVar[str] = "estimator"
+
+    per_language: bool = False
+
+    def capabilities(self) -> dict[str, bool]:
+        return {"per_language": self.per_language}
+
+    def create(self, options: BaseModel | dict[str, Any] | None = None,
+               language: str | None = None) -> TokenEstimator:
+        """Validate ``options`` and build the estimator (for ``language`` if it is ``per_language``)."""
+        options = self.validated(options)
+        if not self.per_language:
+            return self._build(lambda: self.factory(options), options)
+        if not language:
+            raise ConfigError(f"estimator {self.name!r} counts per language: give the language "
+                              "(synthesis.language, or --language on the command line)")
+        return self._build(lambda: self.factory(options, language), options)  # type: ignore[call-arg]
 
 
 class SentenceSplitterSpec(StrategySpec[SentenceSplitter]):
@@ -340,6 +366,12 @@ class EngineSpec(StrategySpec[Any]):
     * ``preflight(options)``: checks the files and values the options name before
       the (slow) model load, raising a :class:`~seqopt_core.errors.SeqoptError`
       that says what is wrong; ``seqopt speak`` calls it first.
+    * ``languages``: the lowercase ISO 639-1 codes the model speaks, its default
+      first (``synthesis.language`` must be one of them; empty: the engine declares
+      none and ``synthesis.language`` must be unset). Each segment carries its
+      language to the engine (:attr:`seqopt_core.types.Segment.language`).
+    * ``estimator``: the token estimator that counts exactly what this engine's
+      model receives (``seqopt plan`` and the profiles pair them); ``None``: none declared.
     """
 
     slot_key: ClassVar[str] = "engine"
@@ -351,6 +383,20 @@ class EngineSpec(StrategySpec[Any]):
     concurrent_stages: bool = False
     voices: bool = False
     preflight: Callable[[BaseModel], None] | None = None
+    languages: tuple[str, ...] = ()
+    estimator: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [code for code in self.languages if not (code.isascii() and code.isalpha() and code.islower())]
+        if bad or len(set(self.languages)) != len(self.languages):
+            raise ValueError(f"engine {self.name!r}: languages must be distinct lowercase codes "
+                             f"(ISO 639-1, 'en'), got {list(self.languages)!r}")
+
+    @property
+    def default_language(self) -> str | None:
+        """The language a run gets when ``synthesis.language`` is unset (the first declared)."""
+        return self.languages[0] if self.languages else None
 
     def capabilities(self) -> dict[str, bool]:
         return {"batching": self.batching, "uses_attention": self.uses_attention,

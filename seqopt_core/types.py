@@ -60,6 +60,9 @@ class Segment:
     end: int
     tokens: int
     boundary: BoundaryKind
+    #: The language the segment is spoken in (a code such as ``en``; the planner's,
+    #: from ``synthesis.language``); ``None``: the engine's default.
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +79,8 @@ class SegmentPlan:
     max_tokens: int
     source_length: int = 0
     planning_seconds: float = field(default=0.0, compare=False)
+    #: The language the text was planned for (``None``: not given, the engine's default).
+    language: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -91,12 +96,15 @@ class SegmentPlan:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape printed by ``seqopt plan --json``."""
         return {
-            "segments": [s.to_dict() for s in self.segments],
+            # each segment's language is the plan's, given once
+            "segments": [{k: v for k, v in s.to_dict().items() if k != "language" or v != self.language}
+                         for s in self.segments],
             "splitter": self.splitter,
             "estimator": self.estimator,
             "target_tokens": self.target_tokens,
             "max_tokens": self.max_tokens,
             "total_tokens": self.total_tokens,
+            "language": self.language,
         }
 
 

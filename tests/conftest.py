@@ -88,3 +88,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_mtl_checkpoint(tmp_path_factory):
+    """A tiny random-weight Chatterbox Multilingual checkpoint in the released layout (with
+    seqopt's structural tokenizer files; noise, not speech)."""
+    from seqopt_plugins.chatterbox.checkpoint import write_random_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny_mtl_checkpoint")
+    write_random_checkpoint(folder, model="multilingual", scale="tiny", seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_turbo_checkpoint(tmp_path_factory):
+    """A tiny random-weight Chatterbox Turbo checkpoint in the released layout (with seqopt's
+    structural GPT-2 tokenizer files; noise, not speech)."""
+    from seqopt_plugins.chatterbox.checkpoint import write_random_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny_turbo_checkpoint")
+    write_random_checkpoint(folder, model="turbo", scale="tiny", seed=0)
+    return folder

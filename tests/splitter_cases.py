@@ -448,6 +448,23 @@ MULTILINGUAL_CASES: list[SplitterCase] = [
         "\u5f7c\u306f\u300c\u3059\u3050\u884c\u304d\u307e\u3059\u3002\u300d\u3068\u8a00\u3063\u305f\u3002",
         "\u3067\u3082\u3001\u6765\u306a\u304b\u3063\u305f\u3002",
     ), "a quoted sentence followed by the particle \u3068 is part of the sentence around it"),
+    _unspaced("ja-quote-narration", (
+        "\u300c\u884c\u3053\u3046\u3002\u300d",
+        "\u5f7c\u306f\u7acb\u3061\u4e0a\u304c\u3063\u305f\u3002",
+        "\u300c\u5206\u304b\u3063\u305f\u3002\u300d",
+        "\u5f7c\u5973\u306f\u8a00\u3063\u305f\u3002",
+        "\u300c\u672c\u5f53\uff1f\u300d",
+        "\u300c\u672c\u5f53\u3002\u300d\u3063\u3066\u7b54\u3048\u305f\u3002",
+    ), "Japanese joins a quoted sentence to the text after it only through a particle "
+       "(\u3068, \u3063\u3066, \u306e, \u3092): narration glued after \u300c\u2026\u3002\u300d, even "
+       "\u5f7c\u5973\u306f\u8a00\u3063\u305f, is a new sentence, and so is a new quote"),
+    _unspaced("ja-quote-particles", (
+        "\u5f7c\u5973\u306f\u300c\u672c\u5f53!?\u300d\u3068\u805e\u3044\u305f\u3002",
+        "\u300c\u306f\u3044\u3002\u300d\u3001\u300c\u3044\u3044\u3048\u3002\u300d\u306e"
+        "\u3069\u3061\u3089\u304b\u3067\u7b54\u3048\u3066\u304f\u3060\u3055\u3044\u3002",
+        "\u300e\u96ea\u56fd\u3002\u300f\u3092\u8aad\u3093\u3060\u3002",
+    ), "a quote followed by \u3068 (also after an ASCII !?), a comma, \u306e or \u3092 is part "
+       "of the sentence around it"),
     # Korean: spaces between words, ASCII punctuation, no letter case
     _case("ko-spaces", (
         "\uc624\ub298 \ub0a0\uc528\uac00 \uc815\ub9d0 \uc88b\ub124\uc694.",
@@ -557,6 +574,43 @@ MULTILINGUAL_CASES: list[SplitterCase] = [
         "\u4f60\u77e5\u9053\u5417\uff1f",
     ), "a closing quote after \uff1f stays with it; the full-width \uff0e ends a sentence "
        "except between digits"),
+    _unspaced("zh-quote-speech-tag", (
+        "\u201c\u597d\u3002\u201d\u4ed6\u8bf4\u3002",
+        "\u201c\u4f60\u5462\uff1f\u201d\u5979\u95ee\u9053\uff0c\u201c\u660e\u5929\u6765\u5417\uff1f\u201d",
+        "\u6211\u70b9\u4e86\u70b9\u5934\u3002",
+        "\u201c\u597d\u5417\uff1f\u201d\u6211\u95ee\u4ed6\u3002",
+        "\u300c\u597d\u3002\u300d\u4ed6\u8aaa\u3002",
+        "\u300c\u8d70\u5427\u3002\u300d",
+        "\u4ed6\u8aaa\u5b8c\u5c31\u8d70\u4e86\u3002",
+    ), "a quoted sentence followed directly by a speech tag (\u4ed6\u8bf4, \u5979\u95ee\u9053, "
+       "\u6211\u95ee\u4ed6, traditional \u4ed6\u8aaa in \u300c\u300d) is one sentence with it; "
+       "narration after the quote (\u6211\u70b9\u4e86\u70b9\u5934, \u4ed6\u8aaa\u5b8c\u5c31"
+       "\u8d70\u4e86: he finished speaking and left) starts a new one"),
+    _unspaced("zh-quote-ends", (
+        "\u4ed6\u95ee\uff1a\u201c\u4f60\u6765\u5417\uff1f\u201d",
+        "\u6211\u8bf4\uff1a\u201c\u6765\u3002\u201d",
+        "\u201c\u771f\u7684\uff1f\u201d",
+        "\u201c\u771f\u7684\u3002\u201d\u4ed6\u7b11\u7740\u8bf4\u3002",
+        "\u201c\u8d70\u5427\u3002\u201d",
+        "\u4ed6\u7ad9\u8d77\u6765\uff0c\u8d70\u4e86\u51fa\u53bb\u3002",
+    ), "a quote introduced by a colon ends the sentence the colon opened, even before "
+       "\u6211\u8bf4; a new quote starts a new sentence; narration without a verb of saying "
+       "(\u4ed6\u7ad9\u8d77\u6765) after a quote that opened the sentence is a new one"),
+    _unspaced("zh-quote-inside-sentence", (
+        "\u6211\u542c\u89c1\u6709\u4eba\u558a\u201c\u6551\u547d\uff01\u201d\u4fbf\u8dd1\u4e86\u8fc7\u53bb\u3002",
+        "\u4ed6\u53ea\u56de\u4e86\u4e00\u53e5\u201c\u77e5\u9053\u4e86\u3002\u201d\uff0c\u5c31\u6302\u4e86\u7535\u8bdd\u3002",
+        "\u201c\u597d\u3002\u201d",
+    ), "a quote inside a sentence (a character right before its opening quote) or "
+       "followed by a comma goes on with the sentence; a quote at the end of the text ends"),
+    _case("zh-quote-line-break", (
+        "\u201c\u597d\u3002\u201d",
+        "\u5979\u95ee\u9053\u3002",
+        "\u201c\u8d70\u5427\u3002\u201d",
+        "\u4ed6\u8bf4\u3002",
+    ), "a line break or a space after a closed quote ends the sentence even before a "
+       "speech tag: the writer set the quote apart",
+        text="\u201c\u597d\u3002\u201d\n\u5979\u95ee\u9053\u3002"
+             "\u201c\u8d70\u5427\u3002\u201d \u4ed6\u8bf4\u3002"),
 ]
 
 HARD_CASES.extend(MULTILINGUAL_CASES)

@@ -103,3 +103,27 @@ def test_bench_serve_quick_mode(tmp_path, tokenizer_path):
     together = loads["2 client(s), together"]
     assert together["same_audio"] is True and together["one at a time"]["t3_batch_rows_max"] <= 1
     assert together["shared"]["ttfa_p50"] > 0 and together["shared"]["per_request"][1]["pieces"] >= 1
+
+
+def test_bench_multilingual_quick_mode(tmp_path, tokenizer_path):
+    """Upstream's generate and the multilingual profile on a tiny Multilingual checkpoint: both
+    measured, and upstream's analyzer leaving three hooks on T3 per call, seqopt none."""
+    data = _run_quick("bench_multilingual.py", tmp_path, tokenizer_path, "--threads", "1",
+                      "--languages", "zh", "--tokens", "6", "--calls", "4", "--hook-tokens", "2")
+    zh = data["results"]["languages"]["zh"]
+    for side in ("upstream", "seqopt"):
+        assert zh[side]["prefill_s"] > 0 and zh[side]["decode_step_s"] > 0 and zh[side]["audio_s"] > 0
+    hooks = data["results"]["hooks_after_each_call"]
+    assert hooks["seqopt"] == [0, 0, 0, 0]
+    assert [b - a for a, b in zip(hooks["upstream"], hooks["upstream"][1:])] == [3, 3, 3]
+
+
+def test_bench_turbo_quick_mode(tmp_path, tokenizer_path):
+    """Turbo and the English rtx4090 on tiny checkpoints: both stream the same text with
+    about the same number of speech tokens, and the ratios are there (no timing asserted)."""
+    data = _run_quick("bench_turbo.py", tmp_path, tokenizer_path, "--threads", "1")
+    summary = data["results"]["summary"]
+    english, turbo = summary["rtx4090"], summary["turbo"]
+    assert abs(english["speech_tokens"] - turbo["speech_tokens"]) <= turbo["segments"] + english["segments"]
+    assert turbo["time_to_first_audio"] > 0 and 0 < turbo["s3gen_share"] < 1
+    assert set(summary["turbo_over_rtx4090"]) >= {"time_to_first_audio", "rtf"}

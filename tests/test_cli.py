@@ -26,8 +26,9 @@ def test_plan_json_shape(run):
     result = run("plan", TEXT, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"segments", "splitter", "estimator", "target_tokens", "max_tokens", "total_tokens"}
-    assert data["splitter"] == "regex" and data["estimator"] == "chatterbox"
+    assert set(data) == {"segments", "splitter", "estimator", "target_tokens", "max_tokens", "total_tokens",
+                         "language"}
+    assert data["splitter"] == "regex" and data["estimator"] == "chatterbox" and data["language"] == "en"
     assert (data["target_tokens"], data["max_tokens"]) == (96, 128)
     for seg in data["segments"]:
         assert set(seg) == {"index", "text", "start", "end", "tokens", "boundary"}

@@ -20,13 +20,18 @@ def write(tmp_path, name, text):
 
 
 def test_builtin_profiles_load_and_resolve(seqopt_host):
-    assert {"baseline", "rtx4090"} <= set(profile_names())
+    engines = {"baseline": "chatterbox", "rtx4090": "chatterbox", "multilingual": "chatterbox-multilingual",
+               "turbo": "chatterbox-turbo"}
+    assert set(profile_names()) == set(engines)
     for name in profile_names():
         loaded = load_config(profile=name)
         resolved = resolve_config(loaded, seqopt_host)
         assert set(resolved) == {"estimator", "splitter", "chunk_policy", "context_policy",
                                  "segment_context", "attention", "engine"}
-        assert resolved["engine"].name == "chatterbox"
+        assert resolved["engine"].name == engines[name]
+        # each profile counts with the estimator its engine declares exact for its model
+        engine = seqopt_host.strategy("engine", engines[name]).spec
+        assert resolved["estimator"].name == engine.estimator
 
 
 def test_baseline_reproduces_chatterbox_streaming():

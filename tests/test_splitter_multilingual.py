@@ -8,6 +8,7 @@ the ``regex`` splitter and the planner, next to the clause and word cuts
 
 from __future__ import annotations
 
+import time
 import unicodedata
 
 import pytest
@@ -99,6 +100,83 @@ def test_fullwidth_period_ends_a_sentence_but_not_a_fullwidth_decimal() -> None:
 def test_a_quote_continued_by_a_comma_is_not_cut() -> None:
     text = "\u201c\u597d\u3002\u201d\uff0c\u4ed6\u8bf4\u3002\u6211\u4eec\u8d70\u5427\u3002"
     assert sentences(text) == [text[:8], text[8:]]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a speech tag after a quote that opens the sentence continues it
+    ("\u201c\u597d\u3002\u201d\u4ed6\u8bf4\u3002\u6211\u4eec\u8d70\u5427\u3002",
+     ["\u201c\u597d\u3002\u201d\u4ed6\u8bf4\u3002", "\u6211\u4eec\u8d70\u5427\u3002"]),
+    ("\u201c\u597d!\u201d\u8001\u738b\u4f4e\u58f0\u9053\u3002",  # an ASCII ! in Chinese; dao (said)
+     ["\u201c\u597d!\u201d\u8001\u738b\u4f4e\u58f0\u9053\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u4ed6\u8bf4", ["\u201c\u597d\u3002\u201d\u4ed6\u8bf4"]),  # no end mark
+    ("\u201c\u597d\u3002\u201d\u4ed6\u60f3\uff0c\u8fd8\u662f\u8d70\u5427\u3002",  # xiang (thought)
+     ["\u201c\u597d\u3002\u201d\u4ed6\u60f3\uff0c\u8fd8\u662f\u8d70\u5427\u3002"]),
+    ("\u201c\u597d\u5417\uff1f\u201d\u6211\u95ee\u4ed6\u4eec\u3002",  # a pronoun object after the verb
+     ["\u201c\u597d\u5417\uff1f\u201d\u6211\u95ee\u4ed6\u4eec\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u4ed6\u7b11\u7740\u8bf4\u7740\uff0c\u7ad9\u4e86\u8d77\u6765\u3002",
+     ["\u201c\u597d\u3002\u201d\u4ed6\u7b11\u7740\u8bf4\u7740\uff0c\u7ad9\u4e86\u8d77\u6765\u3002"]),
+    # narration after it does not, also when a verb of saying stands inside it; nor a new quote
+    ("\u201c\u597d\u3002\u201d\u4ed6\u8d70\u4e86\u3002",
+     ["\u201c\u597d\u3002\u201d", "\u4ed6\u8d70\u4e86\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u95ee\u9898\u89e3\u51b3\u4e86\u3002",  # wenti, a noun, starts with the verb wen
+     ["\u201c\u597d\u3002\u201d", "\u95ee\u9898\u89e3\u51b3\u4e86\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u4ed6\u8bf4\u5b8c\u5c31\u8d70\u4e86\u3002",
+     ["\u201c\u597d\u3002\u201d", "\u4ed6\u8bf4\u5b8c\u5c31\u8d70\u4e86\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u201c\u4e0d\u597d\u3002\u201d\u4ed6\u8bf4\u3002",
+     ["\u201c\u597d\u3002\u201d", "\u201c\u4e0d\u597d\u3002\u201d\u4ed6\u8bf4\u3002"]),
+    ("\u300c\u597d\u3002\u300d\u300e\u4e0d\u3002\u300f",
+     ["\u300c\u597d\u3002\u300d", "\u300e\u4e0d\u3002\u300f"]),
+    # whitespace after the quote: an end, a line break or a space alike
+    ("\u201c\u597d\u3002\u201d\n\u4ed6\u8bf4\u3002", ["\u201c\u597d\u3002\u201d", "\u4ed6\u8bf4\u3002"]),
+    ("\u201c\u597d\u3002\u201d\u3000\u4ed6\u8bf4\u3002", ["\u201c\u597d\u3002\u201d", "\u4ed6\u8bf4\u3002"]),
+    # a colon before the quote: the quote ends the sentence, even before a speech tag
+    ("\u4ed6\u95ee\uff1a\u201c\u6765\u5417\uff1f\u201d\u6211\u8bf4\u6765\u3002",
+     ["\u4ed6\u95ee\uff1a\u201c\u6765\u5417\uff1f\u201d", "\u6211\u8bf4\u6765\u3002"]),
+    ("\u4ed6\u95ee: \"\u6765\u5417\uff1f\"\u6211\u8bf4\u6765\u3002",
+     ["\u4ed6\u95ee: \"\u6765\u5417\uff1f\"", "\u6211\u8bf4\u6765\u3002"]),
+    # a quote inside a sentence goes on with it, also nested
+    ("\u4ed6\u558a\u201c\u6551\u547d\uff01\u201d\u4fbf\u8dd1\u4e86\u3002",
+     ["\u4ed6\u558a\u201c\u6551\u547d\uff01\u201d\u4fbf\u8dd1\u4e86\u3002"]),
+    ("\u201c\u4ed6\u8bf4\u2018\u597d\u3002\u2019\u7136\u540e\u8d70\u4e86\u3002\u201d\u6211\u8bf4\u3002",
+     ["\u201c\u4ed6\u8bf4\u2018\u597d\u3002\u2019\u7136\u540e\u8d70\u4e86\u3002\u201d\u6211\u8bf4\u3002"]),
+    # Japanese: only a particle continues, a verb of saying does not
+    ("\u300c\u306f\u3044\u3002\u300d\u3068\u8a00\u3063\u305f\u3002",
+     ["\u300c\u306f\u3044\u3002\u300d\u3068\u8a00\u3063\u305f\u3002"]),
+    ("\u300c\u306f\u3044\u3002\u300d\u3063\u3066\u3002", ["\u300c\u306f\u3044\u3002\u300d\u3063\u3066\u3002"]),
+    ("\u300c\u306f\u3044\u3002\u300d\u5f7c\u306f\u8a00\u3063\u305f\u3002",
+     ["\u300c\u306f\u3044\u3002\u300d", "\u5f7c\u306f\u8a00\u3063\u305f\u3002"]),
+    ("\u300c\u4e86\u89e3\u3002\u300d\u90e8\u9577\u304c\u8a00\u3063\u305f\u3002",  # kanji quote, kana after it
+     ["\u300c\u4e86\u89e3\u3002\u300d", "\u90e8\u9577\u304c\u8a00\u3063\u305f\u3002"]),
+    ("\u5f7c\u306f\u300c\u884c\u304f\u3002\u300d\u5f7c\u5973\u3082\u3002",  # inside a Japanese sentence
+     ["\u5f7c\u306f\u300c\u884c\u304f\u3002\u300d", "\u5f7c\u5973\u3082\u3002"]),
+])
+def test_a_closed_quote_after_a_cjk_end_continues_only_into_a_tag_or_particle(
+        text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+def test_a_quoted_sentence_with_its_opener_far_back_still_takes_its_speech_tag() -> None:
+    # the opening quote is beyond the look-back window: the tag rule alone decides
+    quote = "\u201c" + "\u554a" * 300 + "\u3002\u201d"
+    assert sentences(quote + "\u4ed6\u8bf4\u3002\u597d\u3002") == [
+        quote + "\u4ed6\u8bf4\u3002", "\u597d\u3002"]
+    assert sentences(quote + "\u4ed6\u8d70\u4e86\u3002") == [quote, "\u4ed6\u8d70\u4e86\u3002"]
+
+
+@pytest.mark.parametrize("text", [
+    "\u201c\u597d\u3002\u201d\u4ed6" * 60_000,
+    "\u201c\u597d\u3002\u201d" * 60_000,
+    "\u201c" + "\u3002\u201d\u4ed6" * 60_000,
+    "\u300c\u306f\u3044\u3002\u300d\u5f7c" * 50_000,
+    "\u4ed6\u95ee\uff1a\u201c" + "\u554a" * 200_000 + "\u3002\u201d\u4ed6\u8bf4",
+    "\u3002\u201d" + "\u4ed6" * 200_000,
+])
+def test_closed_quote_rules_stay_linear(text: str) -> None:
+    start = time.perf_counter()
+    spans = SPLITTER.split(text)
+    elapsed = time.perf_counter() - start
+    check_sentence_spans(text, spans, "regex")
+    assert elapsed < 2.0, f"{text[:10]!r}... took {elapsed:.2f}s"
 
 
 def test_danda_without_space_after_it_ends_a_sentence() -> None:
@@ -236,6 +314,7 @@ _SCRIPT_FRAGMENTS = [
     "\uc548\ub155", "\u3053\u3093\u306b\u3061\u306f", "\u304b\u3099", "\u0301", "\u200d",
     "\u1781\u17d2\u1798", "\u17d2", "\u0e01\u0e34",
     "\U0001f44d\U0001f3fd", "\uff13\uff0e\uff11", "3.5", "Dr.", "3. Oktober", "kl. 8",
+    "\u201c\u597d\u3002\u201d", "\u300c\u306f\u3044\u3002\u300d", "\u4ed6\u8bf4", "\uff1a", "\u3068",
     "[\u7b11]", "\u2014", " \u2014 ", "\u0422\u044b", "\u0130", " ", "\n", "\n\n", ". ", "? ",
 ]
 _MIXED = st.lists(

@@ -44,17 +44,20 @@ from seqopt_core.errors import SynthesisError
 from seqopt_core.types import Segment
 
 from .attention_kernels import check_heads
-from .checkpoint import CHECKPOINT_FILES, LoadedCheckpoint, load_checkpoint
+from .checkpoint import LoadedCheckpoint, load_checkpoint
+from .checkpoint.files import LAYOUTS
 from .options import ChatterboxOptions
 from .t3_batch import auto_batch_size, free_memory_bytes, is_out_of_memory, kv_cache_bytes_per_row
 from .t3_step import COND_TOKENS_BOUND, BatchItem, T3Batch
-from .t3_stream import AlignmentOptions, LengthLimits, SamplingOptions, text_token_tensor
+from .t3_stream import AlignmentOptions, LengthLimits, SamplingOptions, english_text_ids, t3_text_tensor
 from .s3gen_batch import RenderedRow, render_rows
 from .vocoder import SAMPLE_RATE, ChunkRequest, ChunkVocoder, decodable
 from .voice import VoiceError, VoiceFile, VoiceWarning, check_voice_file
 
 HF_REPO = "ResembleAI/chatterbox"
 ENGINE_NAME = "chatterbox"
+#: Where each model's released files are on the Hugging Face Hub.
+HF_REPOS = {"english": HF_REPO, "multilingual": HF_REPO, "turbo": "ResembleAI/chatterbox-turbo"}
 #: Derived length cap: speech tokens per text token, plus this many.
 LENGTH_MARGIN_TOKENS = 50
 #: T3's learned speech positions (4096 + 2) bound any segment's speech tokens.
@@ -84,14 +87,14 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def download_released_checkpoint() -> Path:
-    """Fetch the five released files of ResembleAI/chatterbox into the Hugging Face
-    cache (about 3.2 GB the first time) and return their folder."""
+def download_released_checkpoint(model: str = "english") -> Path:
+    """Fetch the released files of ``model`` (English: the five of ResembleAI/chatterbox,
+    about 3.2 GB the first time) into the Hugging Face cache and return their folder."""
     from huggingface_hub import hf_hub_download
 
     path = None
-    for name in CHECKPOINT_FILES:
-        path = hf_hub_download(repo_id=HF_REPO, filename=name)
+    for name in LAYOUTS[model].files:
+        path = hf_hub_download(repo_id=HF_REPOS[model], filename=name)
     assert path is not None
     return Path(path).parent
 
@@ -134,13 +137,23 @@ def alignment_options(attention: AttentionSettings | None) -> AlignmentOptions |
 
 
 class ChatterboxEngine:
-    """Loaded Chatterbox modules plus the voice (implements :class:`seqopt_core.engine.Engine`)."""
+    """Loaded Chatterbox modules plus the voice (implements :class:`seqopt_core.engine.Engine`).
+
+    The English model; :class:`~.multilingual.ChatterboxMultilingualEngine` is the same
+    worker on the Multilingual model (its tokenizer, languages and defaults).
+    """
 
     sample_rate = SAMPLE_RATE
+    #: The engine's name in the engine slot.
+    name = ENGINE_NAME
+    #: The checkpoint layout it loads (:data:`.checkpoint.files.LAYOUTS`).
+    model = "english"
+    #: Its ``[engine.options]`` model.
+    options_type: type[ChatterboxOptions] = ChatterboxOptions
 
     def __init__(self, loaded: LoadedCheckpoint, options: ChatterboxOptions | None = None,
                  runtime: EngineRuntime | None = None) -> None:
-        options = options if options is not None else ChatterboxOptions()
+        options = options if options is not None else self.options_type()
         self.loaded = loaded
         self.options = options
         self.runtime = runtime if runtime is not None else EngineRuntime()
@@ -171,29 +184,29 @@ class ChatterboxEngine:
     def load(cls, options: ChatterboxOptions | None = None,
              runtime: EngineRuntime | None = None) -> ChatterboxEngine:
         """Load the checkpoint ``options`` name (or the released one from Hugging Face)."""
-        options = options if options is not None else ChatterboxOptions()
+        options = options if options is not None else cls.options_type()
         runtime = runtime if runtime is not None else EngineRuntime()
         device = pick_device(runtime.device)
-        folder = Path(options.checkpoint) if options.checkpoint else download_released_checkpoint()
-        loaded = load_checkpoint(folder, device=device, dtype=torch_dtype(runtime.dtype))
+        folder = Path(options.checkpoint) if options.checkpoint else download_released_checkpoint(cls.model)
+        loaded = load_checkpoint(folder, device=device, dtype=torch_dtype(runtime.dtype), model=cls.model)
         return cls(loaded, options, runtime)
 
     def configured(self, options: ChatterboxOptions) -> ChatterboxEngine:
         """This engine with other options, on the same loaded modules."""
-        options = ChatterboxOptions.model_validate(
-            options.model_dump() if not isinstance(options, ChatterboxOptions) else options)
+        kind = self.options_type
+        options = kind.model_validate(options.model_dump() if not isinstance(options, kind) else options)
         if options == self.options:
             return self
         if options.checkpoint and Path(options.checkpoint).resolve() != Path(self.loaded.path).resolve():
             raise ConfigError(f"engine.options.checkpoint is {options.checkpoint!r}, but the engine given "
                               f"has {str(self.loaded.path)!r} loaded; load the engine from this config")
-        return ChatterboxEngine(self.loaded, options, self.runtime)
+        return type(self)(self.loaded, options, self.runtime)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": ENGINE_NAME, "device": str(self.t3.device), "dtype": self.runtime.dtype,
+        return {"name": self.name, "device": str(self.t3.device), "dtype": self.runtime.dtype,
                 "checkpoint": str(self.loaded.path), "scale": self.loaded.arch.scale,
                 "random_weights": bool(self.loaded.random_weights),
-                "tokenizer": str(Path(self.loaded.path) / "tokenizer.json")}
+                "tokenizer": str(Path(self.loaded.path) / LAYOUTS[self.model].tokenizer_files[0])}
 
     def cost_key(self) -> dict[str, Any]:
         """What the cost of a chunk depends on (a measured cost model is kept per key):
@@ -201,7 +214,7 @@ class ChatterboxEngine:
         o = self.options
         first, rest = self._references
         cfg = self.t3.tfmr.config
-        return {"name": ENGINE_NAME, "device": str(self.t3.device), "dtype": self.runtime.dtype,
+        return {"name": self.name, "device": str(self.t3.device), "dtype": self.runtime.dtype,
                 "t3": [cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads],
                 "s3gen_parameters": sum(p.numel() for p in self.s3gen.parameters()),
                 "threads": torch.get_num_threads(), "cfg": o.cfg_weight > 0, "watermark": o.watermark,
@@ -276,11 +289,15 @@ class ChatterboxEngine:
         derived = math.ceil(text_tokens * o.speech_tokens_per_text_token) + LENGTH_MARGIN_TOKENS
         return LengthLimits(min(derived, MAX_SPEECH_TOKENS))
 
+    def text_ids(self, segment: Segment) -> torch.Tensor:
+        """``segment``'s text as the model's generate tokenizes it, ``(1, n)``."""
+        return english_text_ids(self.tokenizer, segment.text)
+
     def text_tokens(self, segment: Segment) -> torch.Tensor:
         """What T3 gets for ``segment``: its text tokens, two rows under CFG."""
-        return text_token_tensor(self.tokenizer, segment.text, cfg=self.options.cfg_weight > 0,
-                                 device=self.t3.device, start_token=self.t3.hp.start_text_token,
-                                 stop_token=self.t3.hp.stop_text_token)
+        return t3_text_tensor(self.text_ids(segment), cfg=self.options.cfg_weight > 0,
+                              device=self.t3.device, start_token=self.t3.hp.start_text_token,
+                              stop_token=self.t3.hp.stop_text_token)
 
     def _length_guard(self) -> tuple[float, float] | None:
         guard = self.options.length_guard
@@ -379,7 +396,7 @@ class ChatterboxEngine:
         """
         decoders = self._own_decoders(calls)
         started = time.perf_counter()
-        requests = [d._prepare(c.tokens, c.context) for d, c in zip(decoders, calls, strict=True)]
+        requests = [d._prepare(c.tokens, c.context, last=c.last) for d, c in zip(decoders, calls, strict=True)]
         rendering = [(d, r) for d, r in zip(decoders, requests, strict=True) if r is not None]
         prepare_share = (time.perf_counter() - started) / len(calls) if calls else 0.0
         rendered = iter(render_rows(self.s3gen, [d.vocoder.render_row(r) for d, r in rendering]))
@@ -526,9 +543,10 @@ class ChatterboxDecoder:
     def decode(self, tokens: Sequence[int], context: int, *, last: bool) -> DecodedAudio:
         return self.engine.decode_batch([DecodeCall(self, tuple(tokens), context, last)])[0]
 
-    def _prepare(self, tokens: Sequence[int], context: int) -> ChunkRequest | None:
-        """This chunk's S3Gen call (``None``: no decodable token, no call)."""
-        return self.vocoder.prepare(decodable(tokens), context)
+    def _prepare(self, tokens: Sequence[int], context: int, *, last: bool = False) -> ChunkRequest | None:
+        """This chunk's S3Gen call (``None``: no decodable token and no end tokens, no call);
+        ``last`` ends the segment (the vocoder's end tokens follow: Turbo's)."""
+        return self.vocoder.prepare(decodable(tokens), context, last=last)
 
     def _finish(self, request: ChunkRequest | None, rendered: RenderedRow | None, *,
                 last: bool, seconds: float) -> DecodedAudio:

@@ -92,3 +92,47 @@ class ChatterboxOptions(BaseModel):
         False, description="APPROXIMATE: HiFT reuses the previous chunk's source signal over the "
         "context it re-reads (CosyVoice's streaming cache; upstream renders it afresh); changes the audio")
 
+
+
+class MultilingualOptions(ChatterboxOptions):
+    """How the ``chatterbox-multilingual`` engine turns segments into audio: the English
+    engine's settings, with the sampling defaults of ``ChatterboxMultilingualTTS.generate``
+    (repetition penalty 2.0, top-p 1.0). The language is ``synthesis.language``."""
+
+    checkpoint: str | None = Field(
+        None, description="local checkpoint folder in the released Multilingual layout "
+        "(t3_mtl23ls_v2.safetensors, ve.pt, s3gen.pt, grapheme_mtl_merged_expanded_v1.json); "
+        "none: download it from ResembleAI/chatterbox on Hugging Face")
+    repetition_penalty: _RepetitionPenalty = Field(
+        2.0, description="penalty on repeated speech tokens (1: off; Multilingual's default 2.0)")
+
+
+_TopK = bounded(1, 100_000, "tokens", whole=True)
+
+
+class TurboOptions(ChatterboxOptions):
+    """How the ``chatterbox-turbo`` engine turns segments into audio: the Chatterbox
+    settings that apply to Turbo, with ``ChatterboxTurboTTS.generate``'s defaults
+    (temperature 0.8, top-k 1000, top-p 0.95, repetition penalty 1.2). Turbo has no
+    classifier-free guidance, min-p or emotion exaggeration (upstream ignores them), so
+    they must stay 0; its S3Gen takes 2 mean-flow steps unless ``s3gen_cfm_steps`` says."""
+
+    checkpoint: str | None = Field(
+        None, description="local checkpoint folder in the released Turbo layout (t3_turbo_v1.safetensors, "
+        "s3gen_meanflow.safetensors, ve.safetensors, the GPT-2 tokenizer files); none: download "
+        "ResembleAI/chatterbox-turbo from Hugging Face")
+    top_k: _TopK = Field(1000, description="top-k sampling")
+    top_p: _TopP = Field(0.95, description="nucleus sampling")
+    min_p: _Share = Field(0.0, description="not used by Turbo: must be 0")
+    exaggeration: _Exaggeration = Field(0.0, description="not used by Turbo: must be 0")
+    cfg_weight: _CfgWeight = Field(0.0, description="Turbo has no classifier-free guidance: must be 0")
+
+    @model_validator(mode="after")
+    def _no_guidance(self) -> TurboOptions:
+        used = [f"{key} = {getattr(self, key)}" for key in ("cfg_weight", "min_p", "exaggeration")
+                if getattr(self, key)]
+        if used:
+            raise ValueError(f"{', '.join(used)}: Chatterbox Turbo has no classifier-free guidance, min-p or "
+                             "emotion exaggeration (upstream ignores them); leave them at 0, or use engine "
+                             "'chatterbox' for them")
+        return self

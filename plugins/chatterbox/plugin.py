@@ -14,9 +14,13 @@ import click
 
 from seqopt_core import EngineSpec, hookimpl
 
-from .options import ChatterboxOptions
+from seqopt_plugins.estimators.chatterbox_multilingual import LANGUAGES as MULTILINGUAL_CODES
+
+from .options import ChatterboxOptions, MultilingualOptions, TurboOptions
 
 INSTALL = "pip install 'seqopt[chatterbox]'"
+#: What Chatterbox Multilingual speaks, its default (English) first.
+MULTILINGUAL_LANGUAGES = ("en", *(code for code in MULTILINGUAL_CODES if code != "en"))
 
 
 def load_engine(options: ChatterboxOptions, runtime: Any) -> Any:
@@ -24,6 +28,20 @@ def load_engine(options: ChatterboxOptions, runtime: Any) -> Any:
     from .engine import ChatterboxEngine
 
     return ChatterboxEngine.load(options, runtime)
+
+
+def load_multilingual_engine(options: MultilingualOptions, runtime: Any) -> Any:
+    """Load the Multilingual checkpoint ``options`` name (or the released one)."""
+    from .multilingual import ChatterboxMultilingualEngine
+
+    return ChatterboxMultilingualEngine.load(options, runtime)
+
+
+def load_turbo_engine(options: TurboOptions, runtime: Any) -> Any:
+    """Load the Turbo checkpoint ``options`` name (or the released one)."""
+    from .turbo import ChatterboxTurboEngine
+
+    return ChatterboxTurboEngine.load(options, runtime)
 
 
 def preflight(options: ChatterboxOptions) -> None:
@@ -37,11 +55,21 @@ def preflight(options: ChatterboxOptions) -> None:
 
 @hookimpl
 def seqopt_engines() -> list[EngineSpec]:
-    return [EngineSpec(
-        name="chatterbox", factory=load_engine, options=ChatterboxOptions,
-        requires=("torch", "transformers", "chatterbox"), install=INSTALL, preflight=preflight,
-        batched_decode=True, concurrent_stages=True, voices=True,
-        description="Resemble AI's Chatterbox: T3 (speech tokens) + S3Gen (24 kHz audio)")]
+    shared: dict[str, Any] = {
+        "requires": ("torch", "transformers", "chatterbox"), "install": INSTALL, "preflight": preflight,
+        "batched_decode": True, "concurrent_stages": True, "voices": True}
+    return [
+        EngineSpec(name="chatterbox", factory=load_engine, options=ChatterboxOptions,
+                   languages=("en",), estimator="chatterbox", **shared,
+                   description="Resemble AI's Chatterbox: T3 (speech tokens) + S3Gen (24 kHz audio)"),
+        EngineSpec(name="chatterbox-multilingual", factory=load_multilingual_engine,
+                   options=MultilingualOptions, languages=MULTILINGUAL_LANGUAGES,
+                   estimator="chatterbox-multilingual", **shared,
+                   description="Chatterbox Multilingual: 23 languages, the alignment guard at SDPA speed"),
+        EngineSpec(name="chatterbox-turbo", factory=load_turbo_engine, options=TurboOptions,
+                   languages=("en",), estimator="chatterbox-turbo", uses_attention=False, **shared,
+                   description="Chatterbox Turbo: GPT-2 T3 without CFG, 2-step mean-flow S3Gen"),
+    ]
 
 
 @hookimpl

@@ -33,6 +33,14 @@ batch of one):
 * **HiFT** runs per row (its source noise and non-causal convolutions have no
   masks), on the row's own mel frames.
 
+**Meanflow** (Chatterbox Turbo's ``S3Gen(meanflow=True)``) is decoded as upstream's
+``S3Token2Wav.flow_inference`` and ``CausalConditionalCFM.forward`` decode it: two
+noise draws per row (``(1, 80, 2 x tokens)`` first, then ``(1, 80, 2 x (prompt +
+tokens))`` whose token part the first draw replaces), no CFG, ``basic_euler`` on a
+linear time grid with the end time ``r`` mixed into the time embedding, and 2 steps
+when none are asked for (:func:`default_cfm_steps`). Seeded rows get, again, the
+audio they get alone.
+
 What does not depend on the tokens is computed once per voice reference
 (:func:`prepared_reference`): the speaker vector (``F.normalize`` then the
 affine projection), the prompt tensors on the device in S3Gen's dtype
@@ -63,6 +71,8 @@ import torch.nn.functional as F
 MEL_BINS = 80
 #: Upstream's flow-matching steps when none are asked for.
 DEFAULT_CFM_STEPS = 10
+#: ... and for a meanflow S3Gen (``flow_inference``'s default, Turbo's ``generate``'s choice).
+MEANFLOW_CFM_STEPS = 2
 #: Voice references kept prepared per S3Gen module (an engine uses two at most).
 REFERENCE_CACHE_SIZE = 8
 
@@ -156,7 +166,7 @@ class RenderRow:
     reference: PreparedReference
     #: Seed of this call's noise (flow matching, then HiFT); ``None``: the global RNG.
     seed: int | None = None
-    #: Flow-matching steps (``None``: upstream's 10).
+    #: Flow-matching steps (``None``: upstream's default, 10, or 2 for a meanflow S3Gen).
     n_timesteps: int | None = None
     #: HiFT source to reuse over the row's first samples (``(1, 1, S)``), or ``None``.
     source_prefix: torch.Tensor | None = None
@@ -182,13 +192,26 @@ class _RowNoise:
     after: tuple[torch.Tensor, torch.Tensor | None] | None
 
 
+def is_meanflow(s3gen: Any) -> bool:
+    """Whether ``s3gen`` is a meanflow model (Turbo's): no CFG, two noise draws, 2 steps."""
+    return bool(getattr(s3gen, "meanflow", False))
+
+
+def default_cfm_steps(s3gen: Any) -> int:
+    """Flow-matching steps when none are asked for: upstream's ``flow_inference`` default
+    (2 for a meanflow model, else 10)."""
+    return MEANFLOW_CFM_STEPS if is_meanflow(s3gen) else DEFAULT_CFM_STEPS
+
+
 def check_batchable(s3gen: Any) -> None:
-    """Refuse an S3Gen whose padded rows would not equal the rows alone: a meanflow
-    model (its noise is drawn differently), chunked attention masks, or an estimator
-    with more than one causal stage (strided convolutions read across the padding)."""
-    if getattr(s3gen, "meanflow", False):
-        raise ValueError("a meanflow S3Gen is not supported (its noise is drawn another way)")
-    encoder, estimator = s3gen.flow.encoder, s3gen.flow.decoder.estimator
+    """Refuse an S3Gen whose padded rows would not equal the rows alone: chunked
+    attention masks, or an estimator with more than one causal stage (strided
+    convolutions read across the padding). A meanflow model is supported (see the
+    module doc)."""
+    estimator = s3gen.flow.decoder.estimator
+    if is_meanflow(s3gen) and getattr(estimator, "time_embed_mixer", None) is None:
+        raise ValueError("a meanflow S3Gen needs its estimator's time_embed_mixer")
+    encoder = s3gen.flow.encoder
     if encoder.static_chunk_size or encoder.use_dynamic_chunk or encoder.global_cmvn is not None:
         raise ValueError("S3Gen's encoder uses chunked attention or global CMVN; only full attention "
                          "is supported")
@@ -209,7 +232,7 @@ def render_rows(s3gen: Any, rows: Sequence[RenderRow]) -> list[RenderedRow]:
     check_batchable(s3gen)
     flowed: dict[int, tuple[torch.Tensor, _RowNoise, float]] = {}
     with torch.inference_mode(), native_cpu_kernels(_device(s3gen)):
-        for steps, indexes in _by_steps(rows).items():
+        for steps, indexes in _by_steps(rows, default_cfm_steps(s3gen)).items():
             flowed.update(zip(indexes, _flow_group(s3gen, [rows[i] for i in indexes], steps), strict=True))
         return [_vocode_row(s3gen, row, *flowed[i]) for i, row in enumerate(rows)]
 
@@ -223,7 +246,11 @@ def _flow_group(s3gen: Any, rows: Sequence[RenderRow], steps: int) -> list[tuple
     for row, length in zip(rows, lengths, strict=True):
         started = time.perf_counter()
         frames = s3gen.flow.token_mel_ratio * length
-        noises.append(_draw_noise((1, MEL_BINS, frames), device, s3gen.dtype, row.seed))
+        if is_meanflow(s3gen):
+            noises.append(_draw_meanflow_noise(frames, s3gen.flow.token_mel_ratio * len(row.tokens), device,
+                                               s3gen.dtype, row.seed))
+        else:
+            noises.append(_draw_noise((1, MEL_BINS, frames), device, s3gen.dtype, row.seed))
         seconds.append(time.perf_counter() - started)
     started = time.perf_counter()
     mels = flow_mels(s3gen, rows, [noise.noise for noise in noises], steps)
@@ -258,10 +285,10 @@ def native_cpu_kernels(device: torch.device) -> contextlib.AbstractContextManage
     return torch.backends.mkldnn.flags(enabled=False)
 
 
-def _by_steps(rows: Sequence[RenderRow]) -> dict[int, list[int]]:
+def _by_steps(rows: Sequence[RenderRow], default: int = DEFAULT_CFM_STEPS) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
-        groups.setdefault(row.n_timesteps or DEFAULT_CFM_STEPS, []).append(i)
+        groups.setdefault(row.n_timesteps or default, []).append(i)
     return groups
 
 
@@ -284,6 +311,24 @@ def _draw_noise(shape: tuple[int, int, int], device: torch.device, dtype: torch.
     with _forked_rng(device, True):
         torch.manual_seed(seed)
         noise = torch.randn(shape, device=device, dtype=dtype)
+        cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        return _RowNoise(noise, (torch.get_rng_state(), cuda))
+
+
+def _draw_meanflow_noise(frames: int, token_frames: int, device: torch.device, dtype: torch.dtype,
+                         seed: int | None) -> _RowNoise:
+    """A meanflow row's noise, ``(1, 80, frames)``, as upstream draws it alone: first
+    ``flow_inference``'s ``(1, 80, token_frames)`` (the tokens' frames), then the flow's
+    ``randn_like(mu)`` over all ``frames``, whose last ``token_frames`` the first draw
+    replaces (the prompt's frames keep the second draw's first columns)."""
+    with _forked_rng(device, seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        tokens = torch.randn((1, MEL_BINS, token_frames), device=device, dtype=dtype)
+        noise = torch.randn((1, MEL_BINS, frames), device=device, dtype=dtype)
+        noise[..., frames - token_frames:] = tokens
+        if seed is None:
+            return _RowNoise(noise, None)
         cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         return _RowNoise(noise, (torch.get_rng_state(), cuda))
 
@@ -328,9 +373,12 @@ def flow_mels(s3gen: Any, rows: Sequence[RenderRow], noises: Sequence[torch.Tens
             z[b, :, :noise.size(2)] = noise[0]
     cfm = flow.decoder
     t_span = torch.linspace(0, 1, n_timesteps + 1, device=mu.device, dtype=mu.dtype)
-    if cfm.t_scheduler == "cosine":
-        t_span = 1 - torch.cos(t_span * 0.5 * torch.pi)
-    feat = solve_euler(cfm, z, t_span, mu, mel_mask, speaker, conds)
+    if is_meanflow(s3gen):  # linear time grid, no CFG (upstream's basic_euler)
+        feat = basic_euler(cfm, z, t_span, mu, mel_mask, speaker, conds)
+    else:
+        if cfm.t_scheduler == "cosine":
+            t_span = 1 - torch.cos(t_span * 0.5 * torch.pi)
+        feat = solve_euler(cfm, z, t_span, mu, mel_mask, speaker, conds)
     return [feat[b:b + 1, :, row.reference.prompt_frames:ratio * length]
             for b, (row, length) in enumerate(zip(rows, lengths, strict=True))]
 
@@ -392,6 +440,25 @@ def solve_euler(cfm: Any, x: torch.Tensor, t_span: torch.Tensor, mu: torch.Tenso
     return x.to(in_dtype)
 
 
+def basic_euler(cfm: Any, x: torch.Tensor, t_span: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor,
+                spks: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """``CausalConditionalCFM.basic_euler`` (meanflow: no CFG, the step's end time ``r``
+    given to the estimator), with the attention biases built once. Each row gets the
+    start and end times (upstream's ``(1,)`` tensors, one per row here)."""
+    from chatterbox.models.s3gen.flow_matching import cast_all
+
+    estimator = cfm.estimator
+    in_dtype = x.dtype
+    x, t_span, mu, mask, spks, cond = cast_all(x, t_span, mu, mask, spks, cond, dtype=estimator.dtype)
+    B = x.size(0)
+    biases = _attention_biases(estimator, mask, x.dtype)
+    for t, r in zip(t_span[:-1], t_span[1:]):
+        t, r = t[None], r[None]
+        dxdt = estimate(estimator, x, mask, mu, t.expand(B), spks, cond, biases, r=r.expand(B))
+        x = x + (r - t) * dxdt
+    return x.to(in_dtype)
+
+
 def _attention_biases(estimator: Any, mask: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
     """The additive attention bias of each resolution (upstream's ``mask_to_bias`` of
     ``add_optional_chunk_mask``, full attention): one per down stage."""
@@ -412,10 +479,15 @@ def _attend(blocks: Any, x: torch.Tensor, bias: torch.Tensor, t: torch.Tensor) -
 
 
 def estimate(estimator: Any, x: torch.Tensor, mask: torch.Tensor, mu: torch.Tensor, t: torch.Tensor,
-             spks: torch.Tensor, cond: torch.Tensor, biases: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``ConditionalDecoder.forward`` (not meanflow) with precomputed attention biases."""
+             spks: torch.Tensor, cond: torch.Tensor, biases: Sequence[torch.Tensor],
+             r: torch.Tensor | None = None) -> torch.Tensor:
+    """``ConditionalDecoder.forward`` with precomputed attention biases; with ``r`` (a
+    meanflow estimator's end times) the time embedding is upstream's mix of ``t`` and ``r``."""
     t = estimator.time_embeddings(t).to(t.dtype)
     t = estimator.time_mlp(t)
+    if r is not None:
+        r = estimator.time_mlp(estimator.time_embeddings(r).to(t.dtype))
+        t = estimator.time_embed_mixer(torch.cat([t, r], dim=1))
     x = torch.cat([x, mu, spks.unsqueeze(-1).expand(-1, -1, x.size(-1)), cond], dim=1)
     hiddens, masks = [], [mask]
     for level, (resnet, blocks, downsample) in enumerate(estimator.down_blocks):
@@ -456,6 +528,6 @@ def vocode(s3gen: Any, mel: torch.Tensor, rng_after: tuple[torch.Tensor, torch.T
     return wav, source
 
 
-__all__ = ["DEFAULT_CFM_STEPS", "PreparedReference", "RenderRow", "RenderedRow", "check_batchable", "encode",
-           "estimate", "flow_mels", "native_cpu_kernels", "prepare_reference", "prepared_reference", "render_rows",
-           "solve_euler", "vocode"]
+__all__ = ["DEFAULT_CFM_STEPS", "MEANFLOW_CFM_STEPS", "PreparedReference", "RenderRow", "RenderedRow",
+           "basic_euler", "check_batchable", "default_cfm_steps", "encode", "estimate", "flow_mels", "is_meanflow",
+           "native_cpu_kernels", "prepare_reference", "prepared_reference", "render_rows", "solve_euler", "vocode"]

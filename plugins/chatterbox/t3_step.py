@@ -31,6 +31,7 @@ decision (:mod:`seqopt_core.scheduler`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,16 +134,17 @@ def unpadded_map(attention: torch.Tensor, pad: int, *, prefill: bool) -> torch.T
 
 
 @dataclass
-class _Rows:
+class RowsInFlight:
     """The rows in flight: their KV cache, attention mask (one column per cached
-    position) and each row's last position id."""
+    position) and each row's last position id. Shared by :class:`T3Batch` and Turbo's
+    :class:`.turbo_t3.TurboT3Batch`: a row needs only ``key`` and ``pad``."""
 
     rows: list[_Row]
     past: GrowingCache
     mask: torch.Tensor
     positions: torch.Tensor
 
-    def keep(self, keep: list[int], per: int) -> _Rows | None:
+    def keep(self, keep: list[int], per: int) -> RowsInFlight | None:
         """These rows without the ones not in ``keep`` (indexes into ``rows``); finished
         rows leave the cache, and padding no remaining row needs is cut off."""
         if len(keep) == len(self.rows):
@@ -154,9 +156,9 @@ class _Rows:
                              dtype=torch.long, device=self.mask.device)
         self.past.batch_select_indices(index)
         mask = _trim_common_padding(self.past, self.mask[index], rows)
-        return _Rows(rows, self.past, mask, self.positions[index])
+        return RowsInFlight(rows, self.past, mask, self.positions[index])
 
-    def join(self, other: _Rows | None, limit: int) -> _Rows:
+    def join(self, other: RowsInFlight | None, limit: int) -> RowsInFlight:
         """These rows with ``other``'s after them: the narrower cache is left-padded
         (zero keys and values, mask 0) to the wider one's length."""
         if other is None:
@@ -173,7 +175,7 @@ class _Rows:
         def widen(mask: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.pad(mask, (wide - mask.size(1), 0), value=0)
 
-        return _Rows(self.rows + other.rows, past, torch.cat([widen(self.mask), widen(other.mask)]),
+        return RowsInFlight(self.rows + other.rows, past, torch.cat([widen(self.mask), widen(other.mask)]),
                      torch.cat([self.positions, other.positions]))
 
 
@@ -189,7 +191,75 @@ def _trim_common_padding(past: Any, mask: torch.Tensor, rows: list[_Row]) -> tor
     return mask[:, common:]
 
 
-class T3Batch:
+class RowBatch:
+    """What :class:`T3Batch` and Turbo's :class:`.turbo_t3.TurboT3Batch` share: the rows in
+    flight (:class:`RowsInFlight`), a step that prefills the rows joining or else runs one
+    decode step of every row, rows leaving on ``drop``, and ``close``. A subclass sets
+    ``per`` (KV cache rows per segment: 2 under CFG) and implements ``_prefill`` and
+    ``_decode``; ``_step_context`` wraps each step and ``_release`` frees its own state."""
+
+    per = 1
+
+    def __init__(self) -> None:
+        self._running: RowsInFlight | None = None
+        #: The KV cache's capacity for the rows in flight (see :meth:`RowsInFlight.join`).
+        self._limit = 0
+        #: A step raised (out of memory, say): cached device memory is released on close.
+        self._failed = False
+
+    @property
+    def rows(self) -> int:
+        return 0 if self._running is None else len(self._running.rows)
+
+    def step(self, joining: Sequence[tuple[Any, Any]] = ()) -> list[RowStep]:
+        """Prefill ``joining`` (``(key, item)`` pairs) and sample their first tokens,
+        or, with nothing joining, one decode step of every row in flight."""
+        try:
+            with self._step_context():
+                if joining:
+                    fresh, steps = self._prefill(joining)
+                    if self._running is None:
+                        self._running = fresh
+                    else:
+                        self._running = self._running.join(fresh, self._limit)
+                    return steps
+                if self._running is None:
+                    return []
+                self._running, steps = self._decode(self._running)
+                return steps
+        except BaseException:
+            self._failed = True
+            raise
+
+    def drop(self, keys: Sequence[Any]) -> None:
+        """The rows joined with these keys leave the batch now (their KV cache rows go);
+        the others go on as if nothing happened."""
+        if self._running is None:
+            return
+        gone = set(map(id, keys))
+        keep = [j for j, row in enumerate(self._running.rows) if id(row.key) not in gone]
+        self._running = self._running.keep(keep, self.per)
+
+    def close(self) -> None:
+        self._running = None
+        self._release()
+        if self._failed and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # what the failed step held, for the next, narrower batch
+
+    def _step_context(self) -> Any:
+        return contextlib.nullcontext()
+
+    def _release(self) -> None:
+        """Free the subclass's own per-batch state (on :meth:`close`)."""
+
+    def _prefill(self, joining: Sequence[tuple[Any, Any]]) -> tuple[RowsInFlight | None, list[RowStep]]:
+        raise NotImplementedError
+
+    def _decode(self, running: RowsInFlight) -> tuple[RowsInFlight | None, list[RowStep]]:
+        raise NotImplementedError
+
+
+class T3Batch(RowBatch):
     """Segments generated together by T3, one step at a time (see the module doc).
 
     It uses the attention implementation set on the model; with ``alignment`` it
@@ -208,51 +278,12 @@ class T3Batch:
             config = t3.tfmr.config
             check_heads(alignment.heads, config.num_hidden_layers, config.num_attention_heads)
             self.tap = AttentionTap(alignment.heads, keep_all_layers=alignment.keep_all_layers)
-        self._running: _Rows | None = None
-        #: Longest a row's cache can get so far: the longest prompt plus the most tokens.
-        self._limit = 0
-        #: A step raised (out of memory, say): cached device memory is released on close.
-        self._failed = False
+        super().__init__()
 
-    @property
-    def rows(self) -> int:
-        return 0 if self._running is None else len(self._running.rows)
-
-    def step(self, joining: Sequence[tuple[Any, BatchItem]] = ()) -> list[RowStep]:
-        """Prefill ``joining`` (``(key, item)`` pairs) and sample their first tokens,
-        or, with nothing joining, one decode step of every row in flight."""
-        try:
-            if joining:
-                fresh, steps = self._prefill(joining)
-                if self._running is None:
-                    self._running = fresh
-                else:
-                    self._running = self._running.join(fresh, self._limit)
-                return steps
-            if self._running is None:
-                return []
-            self._running, steps = self._decode(self._running)
-            return steps
-        except BaseException:
-            self._failed = True
-            raise
-
-    def drop(self, keys: Sequence[Any]) -> None:
-        """The rows joined with these keys leave the batch now (their KV cache rows go);
-        the others go on as if nothing happened."""
-        if self._running is None:
-            return
-        gone = set(map(id, keys))
-        keep = [j for j, row in enumerate(self._running.rows) if id(row.key) not in gone]
-        self._running = self._running.keep(keep, self.per)
-
-    def close(self) -> None:
-        self._running = None
+    def _release(self) -> None:
         if self.tap is not None:
             self.tap.latest.clear()
             self.tap.layer_maps.clear()
-        if self._failed and torch.cuda.is_available():
-            torch.cuda.empty_cache()  # what the failed step held, for the next, narrower batch
 
     def _forward(self, inputs: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                  past: GrowingCache, rows: int) -> tuple[torch.Tensor, torch.Tensor | None, float]:
@@ -275,7 +306,7 @@ class T3Batch:
             torch.cuda.synchronize(logits.device)  # (sampling's .item() would wait here anyway)
         return logits, maps, time.perf_counter() - started
 
-    def _prefill(self, joining: Sequence[tuple[Any, BatchItem]]) -> tuple[_Rows | None, list[RowStep]]:
+    def _prefill(self, joining: Sequence[tuple[Any, BatchItem]]) -> tuple[RowsInFlight | None, list[RowStep]]:
         t3, per = self.t3, self.per
         embeds, rows = [], []
         for key, item in joining:
@@ -298,11 +329,11 @@ class T3Batch:
             row.pad = pad
         past = growing_cache(t3.tfmr.config, limit=self._limit)
         logits, maps, seconds = self._forward(inputs, mask, positions, past, len(rows))
-        fresh = _Rows(rows, past, mask, positions[:, -1:])
+        fresh = RowsInFlight(rows, past, mask, positions[:, -1:])
         keep, steps = self._sample(fresh, logits, maps, seconds, prefill=True)
         return fresh.keep(keep, per), steps
 
-    def _decode(self, running: _Rows) -> tuple[_Rows | None, list[RowStep]]:
+    def _decode(self, running: RowsInFlight) -> tuple[RowsInFlight | None, list[RowStep]]:
         t3, per = self.t3, self.per
         last = torch.cat([row.generated[:, -1:] for row in running.rows], dim=0)  # (n, 1)
         steps = torch.tensor([[row.step] for row in running.rows], device=last.device)
@@ -315,7 +346,7 @@ class T3Batch:
         keep, out = self._sample(running, logits, maps, seconds, prefill=False)
         return running.keep(keep, per), out
 
-    def _sample(self, batch: _Rows, logits: torch.Tensor, maps: torch.Tensor | None,
+    def _sample(self, batch: RowsInFlight, logits: torch.Tensor, maps: torch.Tensor | None,
                 seconds: float, *, prefill: bool) -> tuple[list[int], list[RowStep]]:
         """Sample each row's next token exactly as ``T3.inference`` does; the indexes
         (into ``batch.rows``) of the rows still going, and each row's step. ``seconds``

@@ -76,17 +76,39 @@ def stop_reason(n_tokens: int, limits: LengthLimits, guard: AlignmentGuard | Non
     return "stop_token"
 
 
-def text_token_tensor(tokenizer: Any, text: str, *, cfg: bool, device: torch.device | str,
-                      start_token: int, stop_token: int) -> torch.Tensor:
-    """What ``ChatterboxTTS.generate`` feeds T3 for ``text``: ``punc_norm``, the
-    tokenizer, two rows when CFG is on, then the start and stop tokens."""
+def english_text_ids(tokenizer: Any, text: str) -> torch.Tensor:
+    """``text`` as ``ChatterboxTTS.generate`` tokenizes it: ``punc_norm``, then the
+    ``EnTokenizer`` (``(1, n)``, no start or stop token)."""
     from chatterbox.tts import punc_norm
 
-    ids = tokenizer.text_to_tokens(punc_norm(text)).to(device)
+    return tokenizer.text_to_tokens(punc_norm(text))
+
+
+def multilingual_text_ids(tokenizer: Any, text: str, language: str) -> torch.Tensor:
+    """``text`` as ``ChatterboxMultilingualTTS.generate`` tokenizes it for ``language``:
+    its own ``punc_norm``, then the ``MTLTokenizer`` (the ``[language]`` token first)."""
+    from chatterbox.mtl_tts import punc_norm
+
+    return tokenizer.text_to_tokens(punc_norm(text), language_id=language.lower())
+
+
+def t3_text_tensor(ids: torch.Tensor, *, cfg: bool, device: torch.device | str,
+                   start_token: int, stop_token: int) -> torch.Tensor:
+    """What generate feeds T3 from a text's ``(1, n)`` ``ids``: two rows when CFG is on,
+    then the start and stop tokens around each."""
+    ids = ids.to(device)
     if cfg:
         ids = torch.cat([ids, ids], dim=0)
     ids = torch.nn.functional.pad(ids, (1, 0), value=start_token)
     return torch.nn.functional.pad(ids, (0, 1), value=stop_token)
+
+
+def text_token_tensor(tokenizer: Any, text: str, *, cfg: bool, device: torch.device | str,
+                      start_token: int, stop_token: int) -> torch.Tensor:
+    """What ``ChatterboxTTS.generate`` feeds T3 for ``text``: ``punc_norm``, the
+    tokenizer, two rows when CFG is on, then the start and stop tokens."""
+    return t3_text_tensor(english_text_ids(tokenizer, text), cfg=cfg, device=device,
+                          start_token=start_token, stop_token=stop_token)
 
 
 @dataclass(frozen=True)

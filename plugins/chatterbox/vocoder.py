@@ -7,6 +7,12 @@ few milliseconds, which are crossfaded with the tail held back from the previous
 chunk. Both sides of that crossfade render the same tokens, so the seam is
 smooth; a bare fade-in (what chatterbox-streaming does) dips the level at every
 seam instead. Holding back the tail delays audio by the crossfade length only.
+
+Chatterbox Turbo's meanflow S3Gen decodes the same way (its noise and 2 steps are
+:mod:`.s3gen_batch`'s business); Turbo's ``generate`` also appends three
+``S3GEN_SIL`` tokens to a segment before decoding it: a vocoder made with
+``end_tokens=TURBO_END_TOKENS`` appends them to the segment's last chunk
+(``decode(..., last=True)``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ TOKENS_PER_SECOND = 25
 SAMPLES_PER_TOKEN = SAMPLE_RATE // TOKENS_PER_SECOND
 #: Speech token ids S3Gen can decode; larger ids are T3's special tokens.
 SPEECH_VOCAB = 6561
+#: Upstream's ``S3GEN_SIL`` (``chatterbox.models.s3gen.const``): S3Gen's silence token.
+S3GEN_SIL = 4299
+#: What Turbo's ``generate`` appends to a segment's speech tokens before S3Gen.
+TURBO_END_TOKENS = (S3GEN_SIL,) * 3
 
 
 def decodable(tokens: Sequence[int]) -> list[int]:
@@ -73,7 +83,10 @@ class ChunkVocoder:
     steps for several vocoders with one S3Gen call in the middle.
 
     With a seed, call number ``k`` draws its noise (flow matching, then HiFT) from
-    ``seed * 1_000_003 + k`` without touching the caller's RNG. With
+    ``seed * 1_000_003 + k`` without touching the caller's RNG. ``n_cfm_timesteps``
+    ``None`` is upstream's default for the model (10; 2 for a meanflow S3Gen).
+    ``end_tokens`` are appended to the segment's last chunk (the one decoded with
+    ``last=True``): Turbo's :data:`TURBO_END_TOKENS`; they count as decoded tokens. With
     ``carry_source``, a call's HiFT source over its context is the previous call's
     source over those tokens (CosyVoice's streaming cache), when that call
     rendered all of them.
@@ -81,8 +94,9 @@ class ChunkVocoder:
 
     def __init__(self, s3gen: Any, ref_dict: dict, *, crossfade_ms: float = 10.0,
                  n_cfm_timesteps: int | None = None, seed: int | None = None,
-                 carry_source: bool = False) -> None:
+                 carry_source: bool = False, end_tokens: Sequence[int] = ()) -> None:
         self.seed = seed
+        self.end_tokens = tuple(int(t) for t in end_tokens)
         self._calls = 0
         self.s3gen = s3gen
         self.ref_dict = ref_dict
@@ -93,11 +107,13 @@ class ChunkVocoder:
         self._decoded: list[int] = []
         self._source: Any = None  # the last call's HiFT source (1, 1, samples)
 
-    def prepare(self, new_tokens: Sequence[int], context: int) -> ChunkRequest | None:
+    def prepare(self, new_tokens: Sequence[int], context: int, *, last: bool = False) -> ChunkRequest | None:
         """The S3Gen call for ``new_tokens`` (already filtered with :func:`decodable`),
         re-reading up to ``context`` previously decoded tokens; ``None`` when there
-        is nothing new (no call). Changes nothing: :meth:`finish` moves the state on."""
-        new = tuple(new_tokens)
+        is nothing new (no call). On the segment's ``last`` chunk the vocoder's
+        ``end_tokens`` follow the new tokens. Changes nothing: :meth:`finish` moves
+        the state on."""
+        new = tuple(new_tokens) + (self.end_tokens if last else ())
         if not new:
             return None
         ctx = tuple(self._decoded[-context:]) if context > 0 else ()
@@ -146,10 +162,11 @@ class ChunkVocoder:
             raise ValueError(f"chunk request {request.call} is stale: this vocoder made {self._calls} "
                              "call(s); prepare each chunk after the previous one finished")
 
-    def decode(self, new_tokens: Sequence[int], context: int) -> np.ndarray:
+    def decode(self, new_tokens: Sequence[int], context: int, *, last: bool = False) -> np.ndarray:
         """Audio for ``new_tokens`` (already filtered with :func:`decodable`),
-        re-reading up to ``context`` previously decoded tokens."""
-        request = self.prepare(new_tokens, context)
+        re-reading up to ``context`` previously decoded tokens; ``last`` on the
+        segment's last chunk (``end_tokens`` follow then)."""
+        request = self.prepare(new_tokens, context, last=last)
         if request is None:
             return np.zeros(0, dtype=np.float32)
         (rendered,) = render_rows(self.s3gen, [self.render_row(request)])

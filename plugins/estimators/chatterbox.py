@@ -29,7 +29,7 @@ HF_REPO = "ResembleAI/chatterbox"
 SPACE_TOKEN = "[SPACE]"
 START_STOP_TOKENS = 2
 
-# chatterbox-tts 0.1.7 ``punc_norm``: replacements applied in this order.
+# chatterbox-tts 0.1.7 ``punc_norm`` (tts.py; mtl_tts.py has the same): replacements applied in this order.
 _PUNCTUATION_REPLACEMENTS: tuple[tuple[str, str], ...] = (
     ("...", ", "),
     ("\u2026", ", "),
@@ -48,19 +48,28 @@ _SENTENCE_ENDERS = (".", "!", "?", "-", ",")
 _EMPTY_TEXT_REPLACEMENT = "You need to add some text for me to talk."
 
 
-def punc_norm(text: str) -> str:
-    """What chatterbox-tts 0.1.7's ``punc_norm`` makes of ``text`` (tested against it)."""
+def normalized_punctuation(text: str, replacements: tuple[tuple[str, str], ...],
+                           enders: tuple[str, ...]) -> str:
+    """The ``punc_norm`` of chatterbox-tts 0.1.7's three models, which differ only in their
+    ``replacements`` and sentence ``enders``: an empty text becomes upstream's fixed line, the
+    first letter is capitalised, runs of whitespace become one space, ``replacements`` are
+    applied in order, and a text not ending in one of ``enders`` gets a full stop."""
     if not text:
         return _EMPTY_TEXT_REPLACEMENT
     if text[0].islower():
         text = text[0].upper() + text[1:]
     text = " ".join(text.split())
-    for old, new in _PUNCTUATION_REPLACEMENTS:
+    for old, new in replacements:
         text = text.replace(old, new)
     text = text.rstrip(" ")
-    if not text.endswith(_SENTENCE_ENDERS):
+    if not text.endswith(enders):
         text += "."
     return text
+
+
+def punc_norm(text: str) -> str:
+    """What chatterbox-tts 0.1.7's ``punc_norm`` makes of ``text`` (tested against it)."""
+    return normalized_punctuation(text, _PUNCTUATION_REPLACEMENTS, _SENTENCE_ENDERS)
 
 
 #: How to point seqopt at the tokenizer (or do without it), in every spelling: the
@@ -77,24 +86,34 @@ MISSING_TOKENIZER_ADVICE = (
 )
 
 
-def hf_cache_tokenizer() -> Path | None:
-    """``tokenizer.json`` of ResembleAI/chatterbox in the local Hugging Face cache, if any."""
+def hf_hub_root() -> Path:
+    """The Hugging Face hub cache folder (``HF_HUB_CACHE``, else ``HF_HOME``/hub, else ~/.cache)."""
     hub = os.environ.get("HF_HUB_CACHE")
     if hub:
-        root = Path(hub)
-    else:
-        hf_home = os.environ.get("HF_HOME") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
-        )
-        root = Path(hf_home) / "hub"
-    repo = root / ("models--" + HF_REPO.replace("/", "--"))
-    ref = repo / "refs" / "main"
+        return Path(hub)
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return Path(hf_home) / "hub"
+
+
+def hf_cache_file(repo: str, filename: str, *, root: Path | None = None) -> Path | None:
+    """``filename`` of ``repo`` in a Hugging Face cache (``root``, default the user's), if any:
+    the snapshot ``refs/main`` names first, else the newest snapshot holding it. Shared by
+    the three Chatterbox estimators (each model's tokenizer is in its repo's snapshot)."""
+    folder = (root if root is not None else hf_hub_root()) / ("models--" + repo.replace("/", "--"))
+    ref = folder / "refs" / "main"
     if ref.is_file():
-        candidate = repo / "snapshots" / ref.read_text().strip() / "tokenizer.json"
+        candidate = folder / "snapshots" / ref.read_text().strip() / filename
         if candidate.is_file():
             return candidate
-    found = sorted(repo.glob("snapshots/*/tokenizer.json"), key=lambda p: p.stat().st_mtime)
+    found = sorted(folder.glob(f"snapshots/*/{filename}"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
+
+
+def hf_cache_tokenizer() -> Path | None:
+    """``tokenizer.json`` of ResembleAI/chatterbox in the local Hugging Face cache, if any."""
+    return hf_cache_file(HF_REPO, "tokenizer.json")
 
 
 def resolve_tokenizer_path(explicit: str | os.PathLike[str] | None = None) -> Path:

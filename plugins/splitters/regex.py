@@ -22,8 +22,8 @@ Hard cuts (always a boundary):
 * after a CJK sentence end (``。！？｡``, and the full-width ``．`` unless it stands
   between two digits as in ``３．１４``) or a danda (``।``, ``॥``) and any closing
   quotes or brackets after it, whether or not whitespace follows, except where a
-  closed quote is continued by ``と``/``って`` or a comma (``「はい。」と言った``);
-  also after an ASCII ``!`` or ``?`` between two Han or kana characters;
+  closed quote is continued (see *Quoted CJK sentences* below); also after an
+  ASCII ``!`` or ``?`` between two Han or kana characters;
 * before ``N)`` or ``b)`` (a number or lowercase letter closed by ``)``, as a
   word of its own) when the previous such marker of the same paragraph was
   ``N-1)`` or ``a)`` and the list was opened at a line start: ``1) Red 2) Blue``
@@ -115,10 +115,38 @@ Languages
   Scandinavian words; ``kl.`` before a number is like ``No.``; an ordinal before a
   capitalised German month (``am 3. Oktober``) is not a sentence end.
 
+Quoted CJK sentences
+--------------------
+
+A quoted sentence whose end mark stands inside the quote (``“好。”``,
+``「はい。」``) ends the sentence around it when whitespace (a line break, a
+paragraph), the end of the text or a new opening quote or bracket follows
+(``“好。”“不好。”``). When more text follows it without a space, the quote is
+part of a longer sentence in these cases, checked in order:
+
+* the next character is a comma (``，`` ``、`` ``,``), a ``；``/``：``, the
+  Japanese quoting particle ``と``/``って`` (``「はい。」と言った``) or the particle
+  ``の``/``を`` (``「いいえ。」のどちらか``): the sentence goes on;
+* the quote was introduced by a colon (``他问：“你来吗？”我说……``): the quoted
+  sentence ends the sentence the colon opened, so the text after it is a new one;
+* Japanese (kana in the quote or in the words after it): Japanese attaches a
+  quoted sentence to the sentence around it only through a particle (above), so
+  ``「行こう。」彼は立ち上がった。`` and ``「分かった。」彼は言った。`` are two
+  sentences each;
+* the quote stands inside a sentence (a letter or digit right before its opening
+  quote: ``有人喊“救命！”便跑了过去。``): the sentence goes on;
+* otherwise (the quote opens the sentence: Chinese dialogue) the words after it,
+  up to the next punctuation, go on with it only when they are a speech tag,
+  ending in a verb of saying or thinking (说 道 问 答 喊 叫 想 ..., simplified or
+  traditional), maybe followed by ``着`` or a pronoun object: ``“好。”他说。``,
+  ``「好。」他說。``, ``“好吗？”我问他。``; narration after a quoted sentence
+  (``“走吧。”他站起来。``, ``“好。”他说完就走了。``) starts a new sentence.
+
 Everything is found with linear-time regular expressions (no nested
 quantifiers over the same characters) plus, per candidate, work bounded by a
-fixed look-back (48 characters) or by the candidate's own word and ellipsis,
-which no other candidate re-reads: the whole is linear in the text.
+fixed look-back (48 characters; 256 for the opening quote of a quoted CJK
+sentence) or by the candidate's own word and ellipsis, which no other candidate
+re-reads: the whole is linear in the text.
 
 Accuracy (``benchmarks/bench_splitters.py``, ``docs/splitters.md``): every
 case of the project's hard cases (``tests/splitter_cases.py``, written with
@@ -196,8 +224,46 @@ _CJK_CHAR_RE = re.compile(f"[{_CJK_CHARS}]")
 _UNSPACED_HINT_RE = re.compile(f"[\u3002\uff01\uff1f\uff61\uff0e\u0964\u0965{_CJK_CHARS}]")
 _DIGITS = frozenset("0123456789\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
 #: After a quoted sentence closed by 」 ” ..., these continue the sentence around the
-#: quote: the Japanese quoting particles と and って (``「はい。」と言った``) and commas.
-_AFTER_QUOTE_CONTINUES = frozenset("\u3068\u3063\u3001\uff0c,")
+#: quote: the Japanese quoting particles と and って (``「はい。」と言った``), the
+#: particles の and を, which make the quote a noun (``「いいえ。」のどちらか``) and almost
+#: never open a sentence, commas and the full-width semicolon and colon.
+_AFTER_QUOTE_CONTINUES = frozenset("\u3068\u3063\u306e\u3092\u3001\uff0c,\uff1b\uff1a")
+#: The opening quote or bracket of each closer a quoted CJK sentence may end with.
+_OPENER_OF = {
+    "\u201d": "\u201c", "\u2019": "\u2018", "\u300d": "\u300c", "\u300f": "\u300e",
+    "\u300b": "\u300a", "\u3009": "\u3008", "\u3011": "\u3010", "\u3015": "\u3014",
+    "\u00bb": "\u00ab", "\uff09": "\uff08", "\uff02": "\uff02", ")": "(", "]": "[",
+    "\"": "\"", "'": "'",
+}
+#: Opening quotes and brackets: glued after a closed quote they open a new sentence
+#: (``“好。”“不好。”``); also the vertical-text corner brackets ﹁ ﹃.
+_QUOTE_OPENERS = frozenset(_OPENER_OF.values()) | frozenset("\ufe41\ufe43\u3016\u3018")
+#: Colons that introduce a quote: a quoted sentence after one ends the sentence.
+_INTRODUCING_COLONS = frozenset("\uff1a:\ufe55")
+#: How far back the opening quote of a quoted sentence is looked for.
+_QUOTE_LOOK_BACK = 256
+#: How far the words after a closed quote are read for a speech tag.
+_TAG_LOOK_AHEAD = 48
+#: The words glued after a closed quote, up to the next whitespace or punctuation
+#: (ASCII, general, CJK and full-width): where a speech tag such as 他说 would be.
+_GLUED_WORDS_RE = re.compile(
+    f"[^\\s!-/:-@\\[-`{{-~\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\ufe10-\ufe6f"
+    f"\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]{{1,{_TAG_LOOK_AHEAD}}}"
+)
+#: A speech tag: words ending in a verb of saying or thinking (simplified and
+#: traditional: 说 說 道 讲 講 问 問 答 曰 喊 叫 嚷 吼 骂 罵 叹 嘆 称 稱 诉 訴 嘱 囑 咐 咕 囔 想),
+#: maybe followed by 着/著 or a pronoun object (``他说``, ``她问道``, ``我问他``,
+#: ``他笑着说``). After a quote that opens the sentence it continues it
+#: (``“好。”他说。``); words that only hold such a character elsewhere (``他说完就走了``,
+#: ``问题解决了``) are narration.
+_SPEECH_TAG_RE = re.compile(
+    "[\u8bf4\u8aaa\u9053\u8bb2\u8b1b\u95ee\u554f\u7b54\u66f0\u558a\u53eb\u56b7"
+    "\u543c\u9a82\u7f75\u53f9\u5606\u79f0\u7a31\u8bc9\u8a34\u5631\u56d1\u5490"
+    "\u5495\u56d4\u60f3]"
+    "(?:[\u7740\u8457]|[\u4ed6\u5979\u6211\u4f60\u60a8\u5b83][\u4eec\u5011]?)?\\Z"
+)
+#: Hiragana and katakana: their presence marks a quote or its context as Japanese.
+_KANA_RE = re.compile("[\u3040-\u309f\u30a0-\u30ff\uff66-\uff9d]")
 #: A Greek question mark written as the ASCII ``;`` (what NFC makes of U+037E), the
 #: closers after it, whitespace; group 1 is the next word's first character.
 _SEMICOLON_RE = re.compile(f";[{_CLOSERS}]*(?![{_CLOSERS}])(?=\\s+[{_OPENERS}]*(\\S))")
@@ -526,24 +592,82 @@ def _unspaced_end_cuts(text: str) -> list[int]:
     """Cuts after sentence ends that need no space after them (``。`` ``！`` ``？``
     ``．``, ``।`` ``॥`` glued to the next word, ``!`` ``?`` between Han or kana) and
     the closers after them, except where a closed quote is continued
-    (``「はい。」と言った``, ``“好。”，他说``)."""
+    (``「はい。」と言った``, ``“好。”，他说``, ``“好。”他说``: see
+    :func:`_closed_quote_continues`); after a danda only a comma or と/って does."""
     cuts: list[int] = []
     if _UNSPACED_HINT_RE.search(text) is None:
         return cuts
     n = len(text)
-    matches = [*_CJK_END_RE.finditer(text), *_DANDA_END_RE.finditer(text)]
+    cjk = [*_CJK_END_RE.finditer(text)]
     if _CJK_CHAR_RE.search(text) is not None:
-        matches += [m for m in _ASCII_IN_CJK_END_RE.finditer(text)
-                    if m.start() > 0 and _CJK_CHAR_RE.match(text, m.start() - 1)]
-    for m in matches:
+        cjk += [m for m in _ASCII_IN_CJK_END_RE.finditer(text)
+                if m.start() > 0 and _CJK_CHAR_RE.match(text, m.start() - 1)]
+    for m in cjk:
         start, end = m.start(), m.end()
         if text[start:m.start(1)] == "\uff0e" and 0 < start and end < n \
                 and text[start - 1] in _DIGITS and text[end] in _DIGITS:
             continue  # a full-width decimal point: ３．１４
-        if m.group(1) and end < n and text[end] in _AFTER_QUOTE_CONTINUES:
+        if m.group(1) and _closed_quote_continues(text, m.start(1), end):
             continue
         cuts.append(end)
+    for m in _DANDA_END_RE.finditer(text):
+        if m.group(1) and text[m.end()] in _AFTER_QUOTE_CONTINUES:
+            continue
+        cuts.append(m.end())
     return cuts
+
+
+def _closed_quote_continues(text: str, closers: int, end: int) -> bool:
+    """Whether the sentence goes on after a CJK sentence end inside a quote, whose
+    closers span ``text[closers:end]`` (see *Quoted CJK sentences* in the module
+    docstring for the rule and why).
+
+    Work per call is bounded by :data:`_QUOTE_LOOK_BACK`, :data:`_TAG_LOOK_AHEAD`
+    and :data:`_LOOK_BACK`, so the splitter stays linear in the text.
+    """
+    if end >= len(text) or text[end].isspace():
+        return False  # a line break, a paragraph or a space: the sentence has ended
+    nxt = text[end]
+    if nxt in _AFTER_QUOTE_CONTINUES:
+        return True
+    if nxt in _QUOTE_OPENERS:
+        return False  # a new quoted sentence: “好。”“不好。”
+    glued = _GLUED_WORDS_RE.match(text, end)
+    words = glued.group() if glued else ""
+    opener = _quote_opener(text, closers, text[end - 1])
+    if opener is None:  # not found nearby: judge by the text around the quote
+        before, quoted = "", text[max(0, closers - _LOOK_BACK) : closers]
+    else:
+        before, quoted = _char_before(text, opener), text[opener + 1 : closers]
+    if before in _INTRODUCING_COLONS:
+        return False  # 他问：“你来吗？”我说……: the colon's sentence ends with the quote
+    if _KANA_RE.search(quoted) or _KANA_RE.search(words):
+        return False  # Japanese goes on only through a particle (checked above)
+    if before.isalnum():
+        return True  # a quote inside a sentence: 有人喊“救命！”便跑了过去。
+    return _SPEECH_TAG_RE.search(words) is not None  # “好。”他说。 but “走吧。”他站起来。
+
+
+def _quote_opener(text: str, closers: int, closer: str) -> int | None:
+    """Offset of the opening quote that the last closer ``closer`` (of the run
+    starting at ``closers``) closes: the nearest one before, on the same line and
+    within :data:`_QUOTE_LOOK_BACK` characters; ``None`` when there is none."""
+    opening = _OPENER_OF.get(closer)
+    if opening is None:
+        return None
+    lo = max(0, closers - _QUOTE_LOOK_BACK)
+    lo = max(lo, text.rfind("\n", lo, closers) + 1)
+    found = text.rfind(opening, lo, closers)
+    return found if found >= 0 else None
+
+
+def _char_before(text: str, pos: int) -> str:
+    """The character before ``pos``, skipping spaces and tabs (``""`` at the start or
+    past the look-back limit)."""
+    i = pos
+    while i > 0 and pos - i < _LOOK_BACK and text[i - 1] in " \t\u3000":
+        i -= 1
+    return text[i - 1] if i > 0 and text[i - 1] not in " \t\u3000" else ""
 
 
 def _greek_question_cuts(text: str) -> list[int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..api import ConfigLike, as_loaded_config, plugin_host
-from ..config import LoadedConfig, profile_names, resolve_config
+from ..config import LoadedConfig, config_language, profile_names, resolve_config
 from ..engine import EngineRuntime
 from ..errors import ConfigError, SeqoptError
 from ..system import cpu_model
@@ -38,7 +38,7 @@ ASSUMED_STEPS_PER_S3GEN_CALL = 50.0
 #: How :func:`peak_memory` measures on CUDA (on the CPU: ``PeakResident.method``).
 CUDA_MEMORY_METHOD = "CUDA max allocated above the start"
 #: ``[synthesis]`` settings every contender must share: they decide where the model is loaded.
-SHARED_SYNTHESIS_KEYS = ("device", "dtype")
+SHARED_SYNTHESIS_KEYS = ("device", "dtype", "language")
 #: ``[engine.options]`` every contender must share (where the engine has them): they decide
 #: which model and voice are loaded. The engine's name must be the same too.
 SHARED_ENGINE_KEYS = ("checkpoint", "voice", "exaggeration")
@@ -230,12 +230,13 @@ class ComparisonRunner:
 
     ``checkpoint``, ``watermark`` and ``tokens_per_text_token`` are set in every
     contender's ``[engine.options]`` (``checkpoint``, ``watermark``,
-    ``benchmark_tokens_per_text_token``), ``seed`` and ``device`` in its ``[synthesis]``.
+    ``benchmark_tokens_per_text_token``), ``seed``, ``device`` and ``language`` in its
+    ``[synthesis]``.
     """
 
     def __init__(self, contenders: Sequence[Contender], *, checkpoint: str | None = None,
                  device: str | None = None, seed: int = 0, tokens_per_text_token: float | None = None,
-                 watermark: bool | None = None) -> None:
+                 watermark: bool | None = None, language: str | None = None) -> None:
         if len(contenders) < 2:
             raise ConfigError("a comparison needs at least two configurations")
         self.seed = seed
@@ -245,6 +246,8 @@ class ComparisonRunner:
             engine_options["checkpoint"] = str(checkpoint)
         if device is not None:
             synthesis["device"] = device
+        if language is not None:
+            synthesis["language"] = language
         if watermark is not None:
             engine_options["watermark"] = watermark
         overrides: dict[str, Any] = {"synthesis": synthesis}
@@ -279,7 +282,10 @@ class ComparisonRunner:
             raise ConfigError(
                 f"engine {chosen.name!r} does not say which tokenizer it reads (describe()['tokenizer']); "
                 "the comparison counts every segment's exact text tokens with it")
-        self.exact = host.create("estimator", "chatterbox", {"tokenizer": str(tokenizer)})
+        # the engine's own exact estimator, on the tokenizer it reads, for the run's language
+        exact = host.strategy("engine", chosen.name).spec.estimator or "chatterbox"
+        self.exact = host.create("estimator", exact, {"tokenizer": str(tokenizer)},
+                                 language=config_language(first, host))
         self.device = str(self.engine_info.get("device", runtime.device))
         self._chunk_events: dict[str, list[Any]] = {}
         self._step_cost = 1.0

@@ -95,6 +95,8 @@ class SpeechRequest(BaseModel):
     instructions: StrictStr | None = Field(None, description="not supported: must be empty")
     seed: StrictInt | None = Field(None, ge=0, description="sampling seed (default: the config's)")
     profile: StrictStr | None = Field(None, description="the seqopt profile (overrides model)")
+    language: StrictStr | None = Field(None, description="the language of the input: en, fr, zh... "
+                                                         "(default: the profile's); the profile's engine must speak it")
 
     @property
     def voice_name(self) -> str:

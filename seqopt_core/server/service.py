@@ -240,6 +240,7 @@ class PreparedSpeech:
     audio_format: AudioFormat
     stream_format: str
     seed: int | None | Any = ...  # ``...``: the config's synthesis.seed
+    language: str | None = None  # ``None``: the profile's synthesis.language
 
     @property
     def media_type(self) -> str:
@@ -363,7 +364,8 @@ class SpeechJob:
         encoder = None
         try:
             try:
-                stream = prepared.pipeline.stream(prepared.text, seed=prepared.seed, voice=prepared.voice_path)
+                stream = prepared.pipeline.stream(prepared.text, seed=prepared.seed, voice=prepared.voice_path,
+                                                  language=prepared.language)
             except SeqoptError as exc:
                 self._fail(_as_api_error(exc, prepared, param="voice" if prepared.voice_path else None))
                 return
@@ -554,8 +556,14 @@ class SpeechService:
             raise ApiError(400, str(UnsupportedFormat(name, reason, available_format_names())),
                            param="response_format")
         seed = request.seed if request.seed is not None else ...
-        return PreparedSpeech(text, choice.profile, self.pipelines[choice.profile], voice, voice_path,
-                              audio_format, request.stream_format, seed)
+        pipeline = self.pipelines[choice.profile]
+        if request.language is not None:
+            try:
+                pipeline.planner_for(request.language)
+            except SeqoptError as exc:
+                raise ApiError(400, str(exc), param="language") from None
+        return PreparedSpeech(text, choice.profile, pipeline, voice, voice_path,
+                              audio_format, request.stream_format, seed, request.language)
 
     async def start(self, prepared: PreparedSpeech,
                     disconnected: Callable[[], Awaitable[None]] | None = None,

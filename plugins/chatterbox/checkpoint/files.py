@@ -90,6 +90,11 @@ LAYOUTS: Mapping[str, ModelLayout] = {
 }
 """Every model's layout, by ``--model`` name."""
 
+#: The engine that loads each model, and the built-in profile made for it (for messages).
+ENGINE_OF: Mapping[str, str] = {"english": "chatterbox", "multilingual": "chatterbox-multilingual",
+                                "turbo": "chatterbox-turbo"}
+PROFILE_OF: Mapping[str, str] = {"english": "rtx4090", "multilingual": "multilingual", "turbo": "turbo"}
+
 
 class CheckpointError(SeqoptError):
     """A checkpoint folder cannot be written or read: missing, corrupt or mis-shaped files."""
@@ -127,7 +132,8 @@ def _checked_folder(directory: str | os.PathLike[str], model: str = "english") -
             others = [m for m in looks_like(folder) if m != model]
             hint = (
                 f"; it looks like a {LAYOUTS[others[0]].title} checkpoint "
-                f"(load it with model={others[0]!r})" if others else ""
+                f"(its engine is {ENGINE_OF[others[0]]!r}: --profile {PROFILE_OF[others[0]]}; "
+                f"from Python, load it with model={others[0]!r})" if others else ""
             )
             raise CheckpointError(
                 f"{folder} has no {name}: a {kind} checkpoint folder must contain {must} "

@@ -143,7 +143,7 @@ def write_random_checkpoint(
         _atomic_copy(tokenizer_src, folder / TOKENIZER_FILE)
         say(f"copied {TOKENIZER_FILE}")
     else:
-        _write_structural_tokenizer(model, folder)
+        write_structural_tokenizer(model, folder)
         say(f"wrote structural tokenizer files {', '.join(layout.tokenizer_files)}")
     prompt_tokens = GEN_PROMPT_TOKENS[scale]
     conds = _random_conds(arch, prompt_tokens, _component_seed(seed, _seed_key(model, "conds")))
@@ -167,7 +167,7 @@ def _seed_key(model: str, component: str) -> str:
     return component if model == "english" else f"{model}/{component}"
 
 
-def _write_structural_tokenizer(model: str, folder: Path) -> None:
+def write_structural_tokenizer(model: str, folder: Path) -> None:
     """seqopt's structural tokenizer files for ``model`` (see :mod:`.tokenizer_files`)."""
     from . import tokenizer_files
 
