@@ -110,7 +110,7 @@ def test_bad_tokenizer_paths(tmp_path):
         cbx.resolve_tokenizer_path(tmp_path / "missing.json")
     junk = tmp_path / "junk.json"
     junk.write_text("{not a tokenizer")
-    with pytest.raises(TokenizerNotFoundError, match="not a valid tokenizer.json"):
+    with pytest.raises(TokenizerNotFoundError, match="not a valid tokenizer file"):
         cbx.ChatterboxEstimator(cbx.ChatterboxOptions(tokenizer=str(junk)))
 
 

@@ -144,23 +144,31 @@ def resolve_tokenizer_path(explicit: str | os.PathLike[str] | None = None) -> Pa
 
 
 @functools.lru_cache(maxsize=8)
-def _load_tokenizer(path: str, mtime_ns: int) -> Any:
+def load_tokenizer_file(path: str, mtime_ns: int, required: tuple[str, ...], what: str) -> Any:
+    """The ``tokenizers`` tokenizer in the JSON file ``path`` (cached per path and change
+    time), checked to have the ``required`` tokens; a :class:`TokenizerNotFoundError` says
+    what is wrong and that the file is not ``what`` (the tokenizer the estimator expects)."""
     from tokenizers import Tokenizer
 
     try:
         tokenizer = Tokenizer.from_file(path)
     except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
         raise TokenizerNotFoundError(
-            f"{path!r} is not a valid tokenizer.json ({exc}); use the file from the "
-            "Chatterbox checkpoint"
+            f"{path!r} is not a valid tokenizer file ({exc}); use {what} from its checkpoint"
         ) from None
     vocab = tokenizer.get_vocab()
-    for token in ("[START]", "[STOP]", SPACE_TOKEN):
-        if token not in vocab:
-            raise TokenizerNotFoundError(
-                f"{path!r} has no {token} token: it is not Chatterbox's English tokenizer"
-            )
+    missing = [token for token in required if token not in vocab]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise TokenizerNotFoundError(
+            f"{path!r} has no {', '.join(missing)} token{plural}: it is not {what}"
+        )
     return tokenizer
+
+
+def _load_tokenizer(path: str, mtime_ns: int) -> Any:
+    return load_tokenizer_file(path, mtime_ns, ("[START]", "[STOP]", SPACE_TOKEN),
+                               "Chatterbox's English tokenizer (tokenizer.json)")
 
 
 class ChatterboxOptions(BaseModel):

@@ -50,7 +50,7 @@ from seqopt_core import OptionValueError, TokenEstimatorSpec, TokenizerNotFoundE
 from seqopt_core.languages import LANGUAGE_NAMES as CORE_LANGUAGE_NAMES
 
 from .chatterbox import _PUNCTUATION_REPLACEMENTS as ENGLISH_REPLACEMENTS
-from .chatterbox import hf_cache_file, hf_hub_root, normalized_punctuation
+from .chatterbox import hf_cache_file, hf_hub_root, load_tokenizer_file, normalized_punctuation
 
 log = logging.getLogger(__name__)
 
@@ -375,30 +375,12 @@ def resolve_tokenizer_path(explicit: str | os.PathLike[str] | None = None) -> Pa
     )
 
 
-@functools.lru_cache(maxsize=8)
 def _load_tokenizer(path: str, mtime_ns: int) -> Any:
-    from tokenizers import Tokenizer
-
-    try:
-        tokenizer = Tokenizer.from_file(path)
-    except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-        raise TokenizerNotFoundError(
-            f"{path!r} is not a valid tokenizer file ({exc}); use {TOKENIZER_FILE} from the "
-            "Chatterbox Multilingual checkpoint"
-        ) from None
-    vocab = tokenizer.get_vocab()
-    for token in ("[START]", "[STOP]"):  # what upstream's MTLTokenizer asserts
-        if token not in vocab:
-            raise TokenizerNotFoundError(
-                f"{path!r} has no {token} token: it is not Chatterbox Multilingual's tokenizer"
-            )
-    missing = [f"[{code}]" for code in LANGUAGES if f"[{code}]" not in vocab]
-    if missing:  # the English tokenizer.json has a few of them ([fr], [de]...), not all 23
-        raise TokenizerNotFoundError(
-            f"{path!r} has no {', '.join(missing)} token{'s' if len(missing) > 1 else ''}: it is "
-            f"not Chatterbox Multilingual's tokenizer ({TOKENIZER_FILE}, one token per language)"
-        )
-    return tokenizer
+    # [START] and [STOP] are what upstream's MTLTokenizer asserts; the language tokens are
+    # checked too: the English tokenizer.json has a few of them ([fr], [de]...), not all 23
+    required = ("[START]", "[STOP]", *(f"[{code}]" for code in LANGUAGES))
+    return load_tokenizer_file(path, mtime_ns, required,
+                               f"Chatterbox Multilingual's tokenizer ({TOKENIZER_FILE}, one token per language)")
 
 
 def unknown_language_error(language: object) -> OptionValueError:
