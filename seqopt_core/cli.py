@@ -700,7 +700,7 @@ def serve(host, port, config_path, profile, checkpoint, device, voices_dir, api_
     # same model as it (rtx4090 and baseline for Chatterbox; multilingual for Multilingual).
     model = {name: _load(None, name, None).config.engine.name for name in names}
     loaded = {name: cfg for name, cfg in loaded.items()
-              if name == default or model[name] == model.get(default, model[DEFAULT_PROFILE])}
+              if model[name] == model[default]}
     console = _stderr_console()
     host_plugins = _engine_available(loaded[default])
     _preflight(host_plugins, loaded[default], console)

@@ -244,6 +244,7 @@ class Pipeline:
         self.languages = tuple(languages)
         self._estimator_options = estimator_options
         self._planners: dict[str, SegmentPlanner] = {}
+        self._planners_lock = threading.Lock()
         self.scheduler.planner_for = self.planner_for  # a failed segment re-planned in its language
         #: Told what is happening while the device's costs are measured (a message), if set.
         self.on_status: Callable[[str], None] | None = None
@@ -327,7 +328,7 @@ class Pipeline:
             return self.planner
         name = str(self.engine.describe().get("name"))
         code = run_language(language, name, self.languages, key="language")
-        with self._voices_lock:
+        with self._planners_lock:
             planner = self._planners.get(code)
             if planner is None:
                 base = self.planner

@@ -393,11 +393,6 @@ class EngineSpec(StrategySpec[Any]):
             raise ValueError(f"engine {self.name!r}: languages must be distinct lowercase codes "
                              f"(ISO 639-1, 'en'), got {list(self.languages)!r}")
 
-    @property
-    def default_language(self) -> str | None:
-        """The language a run gets when ``synthesis.language`` is unset (the first declared)."""
-        return self.languages[0] if self.languages else None
-
     def capabilities(self) -> dict[str, bool]:
         return {"batching": self.batching, "uses_attention": self.uses_attention,
                 "batched_decode": self.batched_decode, "concurrent_stages": self.concurrent_stages,

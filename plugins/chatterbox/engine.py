@@ -139,8 +139,9 @@ def alignment_options(attention: AttentionSettings | None) -> AlignmentOptions |
 class ChatterboxEngine:
     """Loaded Chatterbox modules plus the voice (implements :class:`seqopt_core.engine.Engine`).
 
-    The English model; :class:`~.multilingual.ChatterboxMultilingualEngine` is the same
-    worker on the Multilingual model (its tokenizer, languages and defaults).
+    The English model; :class:`~.multilingual.ChatterboxMultilingualEngine` and
+    :class:`~.turbo.ChatterboxTurboEngine` are the same worker on the Multilingual and Turbo
+    models (what differs is in those modules).
     """
 
     sample_rate = SAMPLE_RATE
@@ -150,6 +151,8 @@ class ChatterboxEngine:
     model = "english"
     #: Its ``[engine.options]`` model.
     options_type: type[ChatterboxOptions] = ChatterboxOptions
+    #: Speech tokens the model's generate appends to a segment before S3Gen (Turbo's silence).
+    end_tokens: tuple[int, ...] = ()
 
     def __init__(self, loaded: LoadedCheckpoint, options: ChatterboxOptions | None = None,
                  runtime: EngineRuntime | None = None) -> None:
@@ -368,19 +371,23 @@ class ChatterboxEngine:
     def batch_item(self, job: SegmentJob) -> BatchItem:
         """What T3 needs for ``job``: conditionals, text tokens, limits, its own generator."""
         text = self.text_tokens(job.segment)
-        # Each row draws from a generator of its own, never from torch's global RNG, which
-        # S3Gen's seeded noise uses (a decode may run in another thread meanwhile).
-        seed = segment_seed(job.seed, job.segment.index) if job.seed is not None else secrets.randbits(63)
-        generator = torch.Generator(device=self.t3.device).manual_seed(seed)
         return BatchItem(self.t3_conditionals(job.prompt_tokens), text,
-                         self.length_limits(int(text.size(-1))), generator, self._length_guard())
+                         self.length_limits(int(text.size(-1))), self.row_generator(job), self._length_guard())
+
+    def row_generator(self, job: SegmentJob) -> torch.Generator:
+        """``job``'s own sampling generator (from its segment's seed, else a random one).
+        Each row draws from a generator of its own, never from torch's global RNG, which
+        S3Gen's seeded noise uses (a decode may run in another thread meanwhile)."""
+        seed = segment_seed(job.seed, job.segment.index) if job.seed is not None else secrets.randbits(63)
+        return torch.Generator(device=self.t3.device).manual_seed(seed)
 
     def decoder(self, job: SegmentJob, *, crossfade_ms: float) -> ChatterboxDecoder:
         seed = job.seed
         first, rest = self._references
         vocoder = ChunkVocoder(self.s3gen, first, crossfade_ms=crossfade_ms,
                                n_cfm_timesteps=self.options.s3gen_cfm_steps,
-                               seed=None if seed is None else seed * 7919 + job.segment.index)
+                               seed=None if seed is None else seed * 7919 + job.segment.index,
+                               end_tokens=self.end_tokens)
         return ChatterboxDecoder(self, vocoder, rest)
 
     def decode_batch(self, calls: Sequence[DecodeCall]) -> list[DecodedAudio]:

@@ -21,19 +21,18 @@ The chunk schedule is Turbo's own: the deadline policy measures this engine's co
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from seqopt_core.engine import AttentionSettings, SegmentJob, TokenStep, segment_seed
+from seqopt_core.engine import AttentionSettings, SegmentJob, TokenStep
 from seqopt_core.types import Segment
 
-from .engine import ChatterboxBatch, ChatterboxDecoder, ChatterboxEngine
+from .engine import ChatterboxBatch, ChatterboxEngine
 from .options import TurboOptions
 from .turbo_t3 import TurboBatchItem, TurboSampling, TurboT3Batch, turbo_text_ids
-from .vocoder import TURBO_END_TOKENS, ChunkVocoder
+from .vocoder import TURBO_END_TOKENS
 
 ENGINE_NAME = "chatterbox-turbo"
 #: T3 conditioning bound for Turbo (speaker embedding and the voice's speech prompt).
@@ -46,6 +45,7 @@ class ChatterboxTurboEngine(ChatterboxEngine):
     name = ENGINE_NAME
     model = "turbo"
     options_type = TurboOptions
+    end_tokens = TURBO_END_TOKENS
 
     def __init__(self, loaded: Any, options: TurboOptions | None = None, runtime: Any = None) -> None:
         super().__init__(loaded, options, runtime)
@@ -87,19 +87,8 @@ class ChatterboxTurboEngine(ChatterboxEngine):
     def turbo_item(self, job: SegmentJob) -> TurboBatchItem:
         """What Turbo's T3 needs for ``job``: conditionals, text ids, limits, its own generator."""
         text = self.text_tokens(job.segment)
-        seed = segment_seed(job.seed, job.segment.index) if job.seed is not None else secrets.randbits(63)
-        generator = torch.Generator(device=self.t3.device).manual_seed(seed)
         return TurboBatchItem(self.t3_conditionals(job.prompt_tokens), text,
-                              self.length_limits(int(text.size(-1))), generator)
-
-    def decoder(self, job: SegmentJob, *, crossfade_ms: float) -> ChatterboxDecoder:
-        seed = job.seed
-        first, rest = self._references
-        vocoder = ChunkVocoder(self.s3gen, first, crossfade_ms=crossfade_ms,
-                               n_cfm_timesteps=self.options.s3gen_cfm_steps,
-                               seed=None if seed is None else seed * 7919 + job.segment.index,
-                               end_tokens=TURBO_END_TOKENS)
-        return ChatterboxDecoder(self, vocoder, rest)
+                              self.length_limits(int(text.size(-1))), self.row_generator(job))
 
     def kv_bytes_per_segment(self, segment: Segment) -> int:
         """KV-cache bytes of one segment at its longest (one row: no CFG)."""
